@@ -1,0 +1,173 @@
+"""The ``riskgate`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import getpass
+import logging
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _config(args: argparse.Namespace):  # noqa: ANN202
+    from gateway.config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    config = _config(args)
+    uvicorn.run(create_app(config), host=config.server.host, port=config.server.port,
+                log_level=args.log_level, access_log=False, proxy_headers=False)
+    return 0
+
+
+def cmd_upstream(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from banking_upstream import Ledger, UpstreamConfig, create_upstream_app, seed_demo
+
+    db = Path(args.db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if args.seed_demo:
+        ledger = Ledger.open(str(db))
+        seed_demo(ledger)
+        ledger.close()
+    config = UpstreamConfig(db_path=str(db), jwks_url=args.jwks_url, issuer=args.issuer,
+                            audience=args.audience)
+    uvicorn.run(create_upstream_app(config), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    try:
+        return asyncio.run(run_demo(once=args.once, gateway_port=args.port,
+                                    upstream_port=args.upstream_port, data_dir=data_dir))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _rotate(args: argparse.Namespace) -> int:
+    from gateway.redis_store import RedisRuntime
+    from gateway.sealing import Sealer, load_kek
+    from gateway.signing_keys import SigningKeyStore
+
+    config = _config(args)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    try:
+        sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
+        store = SigningKeyStore(runtime.client, sealer, token_lifetime=config.assertion.lifetime,
+                                refresh_interval=config.assertion.key_refresh_interval)
+        new, old = await store.rotate(time.time())
+        print(f"new signing key: {new}")
+        if old:
+            print(f"previous key {old} stays published until its last tokens expire")
+        return 0
+    finally:
+        await runtime.close()
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    return asyncio.run(_rotate(args))
+
+
+def cmd_keys_kek(args: argparse.Namespace) -> int:
+    print(base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())
+    return 0
+
+
+async def _add_user(args: argparse.Namespace, password: str) -> int:
+    from gateway.redis_store import RedisRuntime
+    from gateway.users import UserStore
+
+    config = _config(args)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    try:
+        users = UserStore(runtime.client, max_failures=config.login.max_failures,
+                          lockout_seconds=config.login.lockout_seconds)
+        await users.create(args.user_id, password, time.time())
+        print(f"enrolled {args.user_id}")
+        return 0
+    finally:
+        await runtime.close()
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    return asyncio.run(_add_user(args, password))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskgate", description="Security and risk-control gateway")
+    parser.add_argument("--log-level", default=os.environ.get("RISKGATE_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", help="TOML file (see riskgate.example.toml)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("upstream", help="run the reference banking upstream")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--db", default="./data/upstream/ledger.sqlite3")
+    p.add_argument("--jwks-url", default="http://127.0.0.1:8080/.well-known/jwks.json")
+    p.add_argument("--issuer", default="riskgate")
+    p.add_argument("--audience", default="riskgate-upstream")
+    p.add_argument("--seed-demo", action="store_true", help="create the demo customers and accounts")
+    p.set_defaults(func=cmd_upstream)
+
+    p = sub.add_parser("demo", help="run everything locally and walk the reference client through it")
+    p.add_argument("--once", action="store_true", help="exit after the journey (0 when it went as expected)")
+    p.add_argument("--port", type=int, default=8080, help="gateway port (a free one if taken)")
+    p.add_argument("--upstream-port", type=int, default=8081, help="upstream port (a free one if taken)")
+    p.add_argument("--data-dir", help="keep state here instead of a temporary directory")
+    p.set_defaults(func=cmd_demo)
+
+    keys = sub.add_parser("keys", help="assertion signing keys").add_subparsers(dest="keys_command",
+                                                                                required=True)
+    p = keys.add_parser("rotate", help="make a new signing key; the old one stays published until its tokens expire")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_keys_rotate)
+    p = keys.add_parser("kek", help="print a new random key-encryption key (base64url)")
+    p.set_defaults(func=cmd_keys_kek)
+
+    users = sub.add_parser("users", help="customer enrolment").add_subparsers(dest="users_command",
+                                                                              required=True)
+    p = users.add_parser("add", help="enrol a customer's password")
+    p.add_argument("user_id")
+    p.add_argument("--config")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_users_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gateway.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"riskgate: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

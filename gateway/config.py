@@ -1,0 +1,338 @@
+"""Configuration: one immutable, validated object.
+
+Built from a TOML file (see ``riskgate.example.toml``) plus environment
+overrides named ``RISKGATE_<SECTION>_<KEY>`` (``RISKGATE_REDIS_URL``,
+``RISKGATE_SERVER_PORT``, ...). Any bad value stops startup with a
+:class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AdminConfig",
+    "AssertionConfig",
+    "Config",
+    "ConfigError",
+    "DeviceConfig",
+    "LoginConfig",
+    "RedisConfig",
+    "RouteConfig",
+    "ServerConfig",
+    "SessionConfig",
+    "UpstreamConfig",
+    "load_config",
+]
+
+ENV_PREFIX = "RISKGATE_"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"configuration key {key!r}: {problem}")
+        self.key = key
+
+
+def _require(key: str, ok: bool, problem: str) -> None:
+    if not ok:
+        raise ConfigError(key, problem)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./data"
+    max_body_bytes: int = 1_048_576
+    public_url: str = ""
+
+    def validate(self) -> None:
+        _require("server.port", 0 <= self.port <= 65535, "must be a TCP port (0-65535)")
+        _require("server.max_body_bytes", 1024 <= self.max_body_bytes <= 64 * 1_048_576,
+                 "must be between 1 KiB and 64 MiB")
+        _require("server.data_dir", bool(self.data_dir), "must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str = ""
+
+    def validate(self) -> None:
+        _require("redis.url", self.url == "" or re.match(r"^(redis|rediss|unix)://", self.url) is not None,
+                 "must be empty (embedded Redis) or a redis://, rediss:// or unix:// URL")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    url: str = "http://127.0.0.1:8081"
+    audience: str = "riskgate-upstream"
+    connect_timeout: float = 2.0
+    read_timeout: float = 10.0
+    pool_size: int = 100
+
+    def validate(self) -> None:
+        _require("upstream.url", re.match(r"^https?://[^/]+", self.url) is not None,
+                 "must be an http:// or https:// URL")
+        _require("upstream.audience", bool(self.audience), "must not be empty")
+        _require("upstream.connect_timeout", 0 < self.connect_timeout <= 60, "must be in (0, 60] seconds")
+        _require("upstream.read_timeout", 0 < self.read_timeout <= 300, "must be in (0, 300] seconds")
+        _require("upstream.pool_size", 1 <= self.pool_size <= 10_000, "must be in [1, 10000]")
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionConfig:
+    issuer: str = "riskgate"
+    lifetime: int = 30
+    kek: str = ""
+    kek_file: str = ""
+    key_refresh_interval: float = 1.0
+
+    def validate(self) -> None:
+        _require("assertion.issuer", bool(self.issuer), "must not be empty")
+        _require("assertion.lifetime", 1 <= self.lifetime <= 60,
+                 "must be between 1 and 60 seconds (the upstream refuses longer)")
+        _require("assertion.kek", self.kek == "" or _is_b64_key(self.kek),
+                 "must be 32 bytes in base64url (generate with `riskgate keys kek`)")
+        _require("assertion.key_refresh_interval", 0.1 <= self.key_refresh_interval <= 60,
+                 "must be in [0.1, 60] seconds")
+
+
+def _is_b64_key(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    idle_timeout: int = 300
+    absolute_timeout: int = 43_200
+    recent_password_window: int = 300
+    small_payment_limit: str = "1000.00"
+
+    def validate(self) -> None:
+        _require("session.idle_timeout", 30 <= self.idle_timeout <= 86_400, "must be in [30, 86400] seconds")
+        _require("session.absolute_timeout", self.idle_timeout <= self.absolute_timeout <= 30 * 86_400,
+                 "must be at least session.idle_timeout and at most 30 days")
+        _require("session.recent_password_window", 10 <= self.recent_password_window <= 3600,
+                 "must be in [10, 3600] seconds")
+        from auth_tools.dynamic_linking import InvalidAmount, parse_amount
+
+        try:
+            parse_amount(self.small_payment_limit)
+        except InvalidAmount as exc:
+            raise ConfigError("session.small_payment_limit", str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LoginConfig:
+    max_failures: int = 5
+    lockout_seconds: int = 900
+
+    def validate(self) -> None:
+        _require("login.max_failures", 1 <= self.max_failures <= 100, "must be in [1, 100]")
+        _require("login.lockout_seconds", 1 <= self.lockout_seconds <= 7 * 86_400, "must be in [1, 604800]")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    max_skew: int = 120
+    nonce_ttl: int = 300
+
+    def validate(self) -> None:
+        _require("device.max_skew", 1 <= self.max_skew <= 600, "must be in [1, 600] seconds")
+        _require("device.nonce_ttl", self.nonce_ttl >= 2 * self.max_skew,
+                 "must be at least twice device.max_skew, or a replay could outlive its nonce")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin API (customer enrolment). Disabled while ``token`` is empty."""
+
+    token: str = ""
+
+    def validate(self) -> None:
+        _require("admin.token", self.token == "" or len(self.token) >= 24,
+                 "must be empty (admin API off) or at least 24 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One row of the route policy table (``[[routes]]``)."""
+
+    method: str
+    path: str
+    action: str
+    amount_field: str = ""
+    currency_field: str = ""
+    payee_field: str = ""
+    source_field: str = ""
+
+
+DEFAULT_ROUTES: tuple[RouteConfig, ...] = (
+    RouteConfig("GET", "/v1/accounts", "view_accounts"),
+    RouteConfig("GET", "/v1/accounts/{account_id}/balance", "view_accounts"),
+    RouteConfig("GET", "/v1/accounts/{account_id}/history", "view_history"),
+    RouteConfig("GET", "/v1/payees", "view_payees"),
+    RouteConfig("POST", "/v1/payees", "add_payee", payee_field="account"),
+    RouteConfig("POST", "/v1/transfers", "transfer", amount_field="amount",
+                currency_field="currency", payee_field="payee_account", source_field="from_account"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    assertion: AssertionConfig = field(default_factory=AssertionConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    login: LoginConfig = field(default_factory=LoginConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    routes: tuple[RouteConfig, ...] = DEFAULT_ROUTES
+
+    def replace(self, **sections: object) -> Config:
+        """Return a copy with whole sections replaced (used by the demo and tests)."""
+        new = dataclasses.replace(self, **sections)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "validate"):
+                value.validate()
+        from gateway.route_policy import RoutePolicy
+
+        RoutePolicy.from_config(self.routes)  # raises ConfigError on a bad table
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(Config)
+    if f.name != "routes"
+}
+
+
+def _coerce(key: str, raw: object, annotation: object) -> object:
+    target = annotation
+    if isinstance(annotation, str):
+        target = {"int": int, "float": float, "str": str, "bool": bool}.get(annotation, str)
+    if isinstance(target, types.UnionType) or typing.get_origin(target) is typing.Union:
+        target = str
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return raw.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(key, f"must be a boolean, got {raw!r}")
+    if target is int:
+        if isinstance(raw, bool):
+            raise ConfigError(key, f"must be an integer, got {raw!r}")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+            return int(raw)
+        raise ConfigError(key, f"must be an integer, got {raw!r}")
+    if target is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        raise ConfigError(key, f"must be a number, got {raw!r}")
+    if not isinstance(raw, str):
+        raise ConfigError(key, f"must be a string, got {raw!r}")
+    return raw
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, object]) -> object:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, object] = {}
+    for key, raw in values.items():
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(fields))})")
+        kwargs[key] = _coerce(f"{name}.{key}", raw, fields[key].type)
+    return cls(**kwargs)
+
+
+def _build_routes(rows: object) -> tuple[RouteConfig, ...]:
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError("routes", "must be a non-empty array of tables ([[routes]])")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ConfigError(f"routes[{i}]", "must be a table")
+        for required in ("method", "path", "action"):
+            if required not in row:
+                raise ConfigError(f"routes[{i}].{required}", "is required")
+        out.append(_build_section(f"routes[{i}]", RouteConfig, row))
+    return tuple(out)  # type: ignore[arg-type]
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Mapping[str, object]] | None = None) -> Config:
+    """Read TOML (optional), apply ``RISKGATE_*`` variables, validate.
+
+    ``overrides`` (section -> key -> value) are applied last; the demo and the
+    tests use them for ports and directories.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError("--config", f"file {str(path)!r} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+
+    for name in data:
+        if name not in _SECTIONS and name != "routes":
+            raise ConfigError(name, f"unknown section (known: {', '.join(sorted([*_SECTIONS, 'routes']))})")
+
+    sections: dict[str, dict[str, object]] = {
+        name: dict(data.get(name, {})) for name in _SECTIONS  # type: ignore[arg-type]
+    }
+    for name, table in sections.items():
+        if not isinstance(table, dict):
+            raise ConfigError(name, "must be a table")
+        fields = {f.name for f in dataclasses.fields(_SECTIONS[name])}
+        for key in fields:
+            var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+            if var in env:
+                table[key] = env[var]
+    for name, table in (overrides or {}).items():
+        if name not in sections:
+            raise ConfigError(name, "unknown section")
+        sections[name].update(table)
+
+    built = {name: _build_section(name, cls, sections[name]) for name, cls in _SECTIONS.items()}
+    routes = _build_routes(data["routes"]) if "routes" in data else DEFAULT_ROUTES
+    config = Config(routes=routes, **built)  # type: ignore[arg-type]
+    config.validate()
+    return config

@@ -1,0 +1,113 @@
+"""The request path for proxied calls (``/v1/...``), as one pure ASGI app.
+
+device signature -> session -> route policy -> decision -> assertion -> forward.
+Each step either passes a value to the next or raises a typed error that
+:mod:`gateway.asgi_edge` turns into a JSON response.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+from auth_tools.dynamic_linking import parse_amount
+from device_fingerprint.registry import Device, device_key
+from gateway.assertion import AssertionClaims
+from gateway.device_check import SignedRequest
+from gateway.errors import NotFound, StepUpRequired, Unauthorized
+from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST
+from gateway.route_policy import MatchedRoute
+from gateway.services import Services
+
+__all__ = ["ProxyPipeline"]
+
+
+def _bearer(headers: dict[bytes, bytes]) -> str:
+    raw = headers.get(b"authorization", b"")
+    scheme, _, token = raw.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("session_required", "this call needs a session (Authorization: Bearer)")
+    return token.strip()
+
+
+class ProxyPipeline:
+    def __init__(self, services: Callable[[], Services], clock: Callable[[], float] = time.time) -> None:
+        self._services = services
+        self._clock = clock
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        svc = self._services()
+        now = self._clock()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        body: bytes = scope["riskgate.body"]
+        headers: dict[bytes, bytes] = scope["riskgate.headers"]
+
+        matched = svc.policy.match(method, path)
+        if matched is None:
+            raise NotFound("route_not_found", f"{method} {path} is not a gateway route")
+        txn = matched.route.transaction(body)
+
+        # 2-3: device signature and session, fetched in one round trip.
+        req = SignedRequest(method, path, query, body, headers)
+        token = _bearer(headers)
+        session_key = svc.sessions.key_for(token)
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(device_key(req.device_id))
+            pipe.hgetall(session_key)
+            raw_device, raw_session = await pipe.execute()
+        device = Device.from_hash(req.device_id, raw_device)
+        svc.device_check.verify(device, req, now)
+        session = svc.sessions.parse(session_key, raw_session, device_id=device.device_id, now=now)
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
+            pipe.expire(session_key, svc.sessions.idle_ttl(session, now))
+            claimed, _ = await pipe.execute()
+        svc.device_check.nonce_claimed(claimed)
+
+        # 6: decide. Until step-up exists: views need a session; money movement
+        # up to the small-payment limit needs a recent password; more is refused.
+        acr = "T0"
+        if txn is not None:
+            limit = parse_amount(svc.config.session.small_payment_limit)
+            pwd_age = session.factor_age("pwd", now)
+            if txn.amount > limit:
+                raise StepUpRequired(extra={"required_tier": "T2", "reason": "amount_above_T1"})
+            if pwd_age is None or pwd_age > svc.config.session.recent_password_window:
+                raise StepUpRequired(extra={"required_tier": "T1", "reason": "password_not_recent"})
+            acr = "T1"
+
+        decision_id = secrets.token_hex(12)
+        token_str, _claims = await svc.signer.sign(AssertionClaims(
+            sub=session.user_id, sid=session.sid, device_id=device.device_id,
+            device_status=device.status.value, acr=acr, amr=tuple(sorted(session.factors)),
+            auth_time=int(session.auth_time), decision_id=decision_id, txn=txn,
+        ), now)
+        await self._forward(svc, scope, send, matched, headers, body, token_str, decision_id)
+
+    async def _forward(self, svc: Services, scope, send, matched: MatchedRoute,  # noqa: ANN001
+                       headers: dict[bytes, bytes], body: bytes, assertion: str,
+                       decision_id: str) -> None:
+        out: list[tuple[str, str]] = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k not in HOP_BY_HOP and k not in STRIPPED_REQUEST
+        ]
+        client = scope.get("client")
+        request_id: str = scope["riskgate.request_id"]
+        out += [
+            ("X-Forwarded-For", client[0] if client else "unknown"),
+            ("X-Forwarded-Proto", scope.get("scheme", "http")),
+            ("X-Request-Id", request_id),
+            ("X-Riskgate-Assertion", assertion),
+        ]
+        qs = scope.get("query_string", b"")
+        path_qs = scope["path"] + ("?" + qs.decode("latin-1") if qs else "")
+        resp = await svc.upstream.forward(scope["method"], path_qs, out, body)
+        resp_headers = list(resp.headers)
+        resp_headers.append((b"content-length", str(len(resp.body)).encode()))
+        resp_headers.append((b"x-riskgate-decision", decision_id.encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": resp_headers})
+        await send({"type": "http.response.body", "body": resp.body})
