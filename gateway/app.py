@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -43,7 +44,11 @@ async def build_services(config: Config) -> Services:
     sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
     keys = SigningKeyStore(redis, sealer, token_lifetime=config.assertion.lifetime,
                            refresh_interval=config.assertion.key_refresh_interval)
-    await keys.ensure_key(time.time())
+    try:
+        await keys.ensure_key(time.time())
+    except RedisError as exc:
+        # Start anyway: /readyz reports it and requests fail closed until Redis is back.
+        log.error("Redis is unreachable at startup (%s); failing closed until it returns", exc)
     upstream = UpstreamClient(config.upstream.url, connect_timeout=config.upstream.connect_timeout,
                               read_timeout=config.upstream.read_timeout,
                               pool_size=config.upstream.pool_size)

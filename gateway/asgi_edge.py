@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import orjson
+from redis.exceptions import RedisError
 
 from auth_tools.errors import AuthToolError
 from device_fingerprint.errors import DeviceError
@@ -100,7 +101,15 @@ class EdgeMiddleware:
             if started:
                 log.exception("error after the response started (request %s)", request_id)
                 raise
-            if isinstance(exc, self.known_errors):
+            if isinstance(exc, RedisError):
+                # Fail closed: without its state the gateway decides nothing.
+                log.error("Redis unavailable (request %s): %s", request_id, exc)
+                status = 503
+                extra_headers = [("retry-after", "1")]
+                body = orjson.dumps({"error": "state_unavailable",
+                                     "message": "the gateway cannot reach its state store; retry shortly",
+                                     "request_id": request_id})
+            elif isinstance(exc, self.known_errors):
                 status = status_for(exc)
                 extra_headers = list(getattr(exc, "headers", {}).items())
                 body = self._error_body(exc)

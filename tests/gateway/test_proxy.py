@@ -158,3 +158,17 @@ async def test_small_transfer_needs_a_recent_password(gateway_factory, echo_upst
     assert (resp.status, resp.error) == (401, "step_up_required")
     assert (await phone.accounts()).status == 200  # views still pass
     assert len(echo.requests) == 1
+
+
+async def test_redis_unreachable_fails_closed_with_503(gateway_factory, echo_upstream, tmp_path):
+    from gateway.servers import free_port
+
+    echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url}, redis={"url": f"redis://127.0.0.1:{free_port()}/0"})
+    phone = gw.client()
+    phone.device_id = "alice.AAAAAAAAAAAAAAAAAAAAAA"
+    phone.session_token = "alice." + "A" * 43
+    resp = await phone.transfer("6222020000000001", "6222020000000003", "10.00")
+    assert (resp.status, resp.error) == (503, "state_unavailable")
+    assert resp.headers["retry-after"] == "1"
+    assert echo.requests == []
