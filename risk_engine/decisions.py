@@ -1,0 +1,158 @@
+"""The decision stream: one entry per decision, for the console, the audit trail,
+the learner and backtests.
+
+    {risk:decisions}:stream     one field "e" = JSON of a DecisionEvent, MAXLEN ~
+    {risk:decisions}:idx:<id>   the stream entry id of a decision (TTL), to find it for a label
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from risk_engine.assessment import RiskAssessment
+from risk_engine.errors import DecisionNotFound, RiskStateUnavailable
+
+__all__ = [
+    "DECISION_STREAM",
+    "DecisionEvent",
+    "Outcome",
+    "get_decision",
+    "iter_decisions",
+    "read_decisions",
+    "record_decision",
+]
+
+# stream and index share a hash tag so the recording script stays in one cluster slot
+STREAM_TAG = "{risk:decisions}"
+DECISION_STREAM = f"{STREAM_TAG}:stream"
+DEFAULT_MAXLEN = 1_000_000
+INDEX_TTL = 90 * 86400
+
+
+class Outcome:
+    """Outcome names recorded on a decision."""
+
+    ALLOWED = "allowed"  # forwarded without step-up
+    STEP_UP = "step_up"  # 401, the session fell short of the required tier
+    BLOCKED = "blocked"  # 403, risk level block or amount above every limit
+    LIMIT_EXCEEDED = "limit_exceeded"
+    UPSTREAM_ERROR = "upstream_error"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEvent:
+    decision_id: str
+    at: float
+    user_id: str
+    action: str
+    amount_fen: int
+    features: dict[str, Any]
+    score: float
+    level: str
+    rules_hit: tuple[str, ...]
+    required_tier: int
+    session_tier: int
+    outcome: str
+    moves_money: bool = False
+    device_status: str = ""
+    base_tier: int = 0
+    shadow_rules_hit: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    rule_set_version: int = 0
+    model_version: str | None = None
+    model_score: float | None = None
+    challenger_version: str | None = None
+    challenger_score: float | None = None
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, *, decision_id: str, at: float, user_id: str, action: str, amount_fen: int,
+              moves_money: bool, device_status: str, features: Mapping[str, Any],
+              assessment: RiskAssessment, required_tier: int, base_tier: int,
+              session_tier: int, outcome: str,
+              latencies_ms: Mapping[str, float] | None = None) -> DecisionEvent:
+        a = assessment
+        return cls(decision_id, at, user_id, action, amount_fen, dict(features), a.score,
+                   a.level.value, a.rules_hit, required_tier, session_tier, outcome, moves_money,
+                   device_status, base_tier, a.shadow_rules_hit, a.tags, a.rule_set_version,
+                   a.model_version, a.model_score, a.challenger_version, a.challenger_score,
+                   dict(latencies_ms or {}))
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DecisionEvent:
+        doc = orjson.loads(raw)
+        for name in ("rules_hit", "shadow_rules_hit", "tags"):
+            doc[name] = tuple(doc.get(name, ()))
+        return cls(**doc)
+
+
+_RECORD_LUA = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
+return id
+"""
+
+
+def _index_key(decision_id: str) -> str:
+    return f"{STREAM_TAG}:idx:{decision_id}"
+
+
+async def record_decision(redis: Redis, event: DecisionEvent, *,
+                          maxlen: int = DEFAULT_MAXLEN) -> str:
+    """Append to the stream (approximate MAXLEN trim) and index by decision id.
+
+    One round trip (a script); returns the stream entry id."""
+    try:
+        script = redis.register_script(_RECORD_LUA)  # EVALSHA, loading the script once
+        entry_id = await script(keys=[DECISION_STREAM, _index_key(event.decision_id)],
+                                args=[maxlen, event.to_json(), INDEX_TTL])
+    except RedisError as exc:
+        raise RiskStateUnavailable(f"recording the decision failed: {exc}") from exc
+    return entry_id.decode()
+
+
+async def read_decisions(redis: Redis, *, start: str = "-", end: str = "+",
+                         count: int = 1000, newest_first: bool = False
+                         ) -> list[tuple[str, DecisionEvent]]:
+    """A page of (stream id, event); ``start``/``end`` are stream ids (inclusive)."""
+    try:
+        if newest_first:
+            rows = await redis.xrevrange(DECISION_STREAM, max=end, min=start, count=count)
+        else:
+            rows = await redis.xrange(DECISION_STREAM, min=start, max=end, count=count)
+    except RedisError as exc:
+        raise RiskStateUnavailable(f"reading decisions failed: {exc}") from exc
+    return [(rid.decode(), DecisionEvent.from_json(f[b"e"])) for rid, f in rows]
+
+
+async def iter_decisions(redis: Redis, *, start: str = "-", end: str = "+",
+                         page: int = 1000) -> AsyncIterator[tuple[str, DecisionEvent]]:
+    """Every decision between two stream ids, oldest first, paged."""
+    cursor = start
+    while True:
+        rows = await read_decisions(redis, start=cursor, end=end, count=page)
+        for row in rows:
+            yield row
+        if len(rows) < page:
+            return
+        cursor = "(" + rows[-1][0]
+
+
+async def get_decision(redis: Redis, decision_id: str) -> tuple[str, DecisionEvent]:
+    try:
+        entry_id = await redis.get(_index_key(decision_id))
+        rows = await redis.xrange(DECISION_STREAM, min=entry_id, max=entry_id) if entry_id else []
+    except RedisError as exc:
+        raise RiskStateUnavailable(f"reading a decision failed: {exc}") from exc
+    if not rows:
+        raise DecisionNotFound(f"decision {decision_id!r} is not in the stream")
+    return rows[0][0].decode(), DecisionEvent.from_json(rows[0][1][b"e"])
