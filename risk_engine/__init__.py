@@ -38,9 +38,10 @@ from risk_engine.errors import (
 from risk_engine.features import RequestFacts, extract_features, local_hour
 from risk_engine.history import HistoryStore, UserHistory
 from risk_engine.labels import LABEL_STREAM, Label, LabelSource, read_labels, submit_label
-from risk_engine.learner import CHALLENGER, CHAMPION, Learner
+from risk_engine.learner import BATCH_LEARNING_RATE, CHALLENGER, CHAMPION, Learner, batch_model
 from risk_engine.levels import RiskLevel
 from risk_engine.model import WeightedLogisticRegression, default_model, explain, model_input
+from risk_engine.progressive import ProgressiveMetrics
 from risk_engine.rule_store import RuleAuditEntry, RuleSource, RuleStore
 from risk_engine.rules import (
     CompiledRuleSet,
@@ -63,17 +64,17 @@ from risk_engine.tiers import MAX_TIER, TierPolicy, TierRequirement, required_ti
 from risk_engine.validation import compile_rule_set, validate_rule_set
 
 __all__ = [
-    "BacktestReport", "CHALLENGER", "CHAMPION", "ChangedOutcome", "CompiledRuleSet",
+    "BATCH_LEARNING_RATE", "BacktestReport", "CHALLENGER", "CHAMPION", "ChangedOutcome", "CompiledRuleSet",
     "DECISION_STREAM", "DEFAULT_RULES", "DecisionEvent", "DecisionNotFound", "FEATURE_SCHEMA",
     "FeatureSchemaViolation", "FeatureType", "HistoryStore", "LABEL_STREAM", "Label",
     "LabelInvalid", "LabelSource", "Learner", "MAX_TIER", "ModelSnapshot", "ModelSource",
-    "ModelStore", "ModelUnsupported", "Outcome", "OutcomeStats", "Reason", "RequestFacts",
+    "ModelStore", "ModelUnsupported", "Outcome", "OutcomeStats", "ProgressiveMetrics", "Reason", "RequestFacts",
     "RiskAssessment", "RiskEngine", "RiskEngineError", "RiskLevel", "RiskStateUnavailable",
     "RiskThresholds", "Rule", "RuleAuditEntry", "RuleEffect", "RuleEvaluationFailed", "RuleMode",
     "RuleOutcome", "RuleProblem", "RuleSet", "RuleSetInvalid", "RuleSetNotFound", "RuleSource",
     "RuleStore", "SnapshotCorrupt", "SnapshotNotFound", "SnapshotSignatureInvalid", "TierPolicy",
     "TierRequirement", "UserHistory", "WeightedLogisticRegression", "assess", "backtest",
-    "backtest_events", "check_features", "combine", "compile_rule_set", "default_model",
+    "backtest_events", "batch_model", "check_features", "combine", "compile_rule_set", "default_model",
     "default_rule_set", "explain", "extract_features", "get_decision", "iter_decisions",
     "load_rule_file", "local_hour", "model_input", "read_decisions", "read_labels",
     "record_decision", "required_tier", "risk_tier", "sign_snapshot", "submit_label",

@@ -29,8 +29,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          RuleEffect.MIN_LEVEL, "money movement within 72 h of a SIM swap", level=_H),
     Rule("sim_swap_new_device", "sim_swap_recent && device_new && moves_money && amount_cny >= 1000",
          RuleEffect.BLOCK, "SIM swap followed by a new device moving money: account takeover pattern"),
-    Rule("rooted_or_hooked", "device_rooted || device_hooked",
-         RuleEffect.MIN_LEVEL, "rooted or hooked device (malware risk)", level=_M),
+    Rule("hooked_money", "device_hooked && moves_money",
+         RuleEffect.BLOCK, "code-injection framework in the app while moving money: the "
+         "banking-trojan pattern (malware approves whatever it shows the user)"),
+    Rule("rooted_large", "device_rooted && moves_money && amount_cny >= 5000",
+         RuleEffect.ADD_SCORE, "large transfer from a rooted device (some customers root "
+         "their phones, so this only adds to the score)", score=0.15),
     Rule("emulator", "device_emulator && moves_money",
          RuleEffect.BLOCK, "money movement from an emulator"),
     Rule("velocity_burst", "moves_money && (txn_count_1h >= 5 || new_payees_24h >= 3)",

@@ -117,3 +117,24 @@ def test_rule_file_toml(tmp_path):
     with pytest.raises(RuleSetInvalid) as info:
         load_rule_file(str(path))
     assert info.value.problems[0].rule_id == "big"
+
+
+def test_default_pack_blocks_a_hooked_app_but_only_scores_a_rooted_phone():
+    rs = compile_rule_set(default_rule_set())
+    trojan = rs.evaluate(_features(amount_cny=800.0, device_hooked=True))
+    assert trojan.blocked and "hooked_money" in trojan.hits
+    rooted = rs.evaluate(_features(amount_cny=8000.0, device_rooted=True))
+    assert not rooted.blocked and rooted.min_level is RiskLevel.LOW
+    assert rooted.score_delta == 0.15
+
+
+def test_added_scores_raise_to_high_but_only_a_rule_or_the_model_blocks():
+    from risk_engine import RiskThresholds, combine
+    from risk_engine.rules import RuleOutcome
+
+    th = RiskThresholds()
+    heuristics = RuleOutcome(hits=("a", "b"), score_delta=0.7)
+    assert combine(heuristics, 0.6, th)[1] is RiskLevel.HIGH  # 1.3 -> capped at high
+    assert combine(heuristics, th.block, th)[1] is RiskLevel.BLOCK  # the model is sure
+    assert combine(RuleOutcome(blocked=True), None, th)[1] is RiskLevel.BLOCK
+    assert combine(RuleOutcome(), 0.55, th)[1] is RiskLevel.MEDIUM
