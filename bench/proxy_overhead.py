@@ -11,6 +11,10 @@ worker on 127.0.0.1, and drives each with the same load: a balance read.
 - ``riskgate``: device-signed requests with a session (fresh nonce each)
   through the gateway, which verifies signature, nonce and session, mints the
   assertion and forwards.
+- ``riskgate+jwe``: the same from a client with payload encryption on
+  (``Accept: application/jose``): the gateway also looks up the device's
+  encryption key and returns the balance as a JWE (ECDH-ES+A256KW, A256GCM).
+  ``bench/encryption_cost.py`` measures both directions in process.
 
 It prints req/s, p50/p99 latency and server CPU ms per request for each row,
 and the riskgate / bare-proxy ratios. Usage::
@@ -54,7 +58,7 @@ async def _prepare(redis_sock: str, kek: bytes, gateway_url: str, n_signed: int,
         users = UserStore(redis, max_failures=5, lockout_seconds=900)
         await users.create(USER, PASSWORD, time.time())
         transport = AiohttpTransport()
-        phone = MobileClient(gateway_url, transport)
+        phone = MobileClient(gateway_url, transport)  # registers an encryption key too
         assert (await phone.register_device(USER, PASSWORD)).status == 201
         login = await phone.login(PASSWORD)
         assert login.status == 200, login.body
@@ -64,6 +68,10 @@ async def _prepare(redis_sock: str, kek: bytes, gateway_url: str, n_signed: int,
         signed = []
         for _ in range(n_signed):
             method, url, headers, body = phone.build("GET", PATH)
+            signed.append((method, PATH, headers, body or None))
+        for _ in range(n_signed):  # build() is plaintext; sealing asks for a JWE answer
+            method, url, headers, body = phone.build("GET", PATH)
+            body = phone.cipher.seal_request(method, headers, body)  # Accept: application/jose
             signed.append((method, PATH, headers, body or None))
 
         keys = SigningKeyStore(redis, Sealer(kek), token_lifetime=LIFETIME)
@@ -136,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                     ("upstream", run_benchmark(urls["upstream"], minted[:pool], cpu_pids=[up.pid], **common)),
                     ("bare proxy", run_benchmark(urls["bare"], minted[pool:],
                                                  cpu_pids=[bare.pid, up.pid], **common)),
-                    ("riskgate", run_benchmark(urls["gateway"], signed,
+                    ("riskgate", run_benchmark(urls["gateway"], signed[:pool],
                                                cpu_pids=[gw.pid, up.pid, server.pid], **common)),
+                    ("riskgate+jwe", run_benchmark(urls["gateway"], signed[pool:],
+                                                   cpu_pids=[gw.pid, up.pid, server.pid], **common)),
                 ]
         finally:
             server.shutdown()
@@ -145,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     bare_r, gate_r = rows[1][1], rows[2][1]
     print(f"\nriskgate / bare proxy: req/s {gate_r.rps / bare_r.rps:.2f}  "
           f"p50 {gate_r.p50_ms / bare_r.p50_ms:.2f}x  (target: req/s ratio >= 0.40)")
+    jwe_r = rows[3][1]
+    extra_cpu = (jwe_r.cpu_ms_per_request - gate_r.cpu_ms_per_request
+                 if jwe_r.cpu_ms_per_request is not None and gate_r.cpu_ms_per_request is not None else None)
+    print(f"riskgate+jwe / riskgate: req/s {jwe_r.rps / gate_r.rps:.2f}  p50 +{jwe_r.p50_ms - gate_r.p50_ms:.2f} ms"
+          + (f"  CPU +{extra_cpu:.3f} ms/req" if extra_cpu is not None else ""))
     print("CPU ms/req sums the server processes on each path: upstream; bare proxy + upstream;"
           " riskgate + upstream + Redis.")
     return 0 if all(r.errors == 0 for _, r in rows) else 1

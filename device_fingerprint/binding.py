@@ -30,7 +30,14 @@ from device_fingerprint.errors import (
     TooManyDevices,
 )
 from device_fingerprint.matching import DeviceMatch
-from device_fingerprint.registry import USER_ID_RE, Device, DeviceRegistry, user_of_device, user_tag
+from device_fingerprint.registry import (
+    USER_ID_RE,
+    Device,
+    DeviceRegistry,
+    DeviceStatus,
+    user_of_device,
+    user_tag,
+)
 
 __all__ = [
     "BindResult",
@@ -182,7 +189,9 @@ class BindingStore:
                     _check_owner(user_id, replaces)
                     await self._registry.get(replaces)  # raises unless bound
                 bound = await self._registry.list(user_id)
-                count = sum(1 for d in bound if d.device_id != replaces)
+                # Pending registrations (step-up not passed) are not bound devices.
+                count = sum(1 for d in bound
+                            if d.device_id != replaces and d.status is DeviceStatus.BOUND)
                 if count >= self._config.max_devices:
                     raise TooManyDevices(
                         f"{count} devices are bound, the maximum is {self._config.max_devices}; "
@@ -202,6 +211,55 @@ class BindingStore:
             except RedisError as exc:
                 raise DeviceStateUnavailable() from exc
         return BindResult(device, replaces, cool_off_until(now, now, self._config), event)
+
+    async def activate(self, user_id: str, device_id: str, now: float, *,
+                       match: DeviceMatch | None = None, replaces: str | None = None,
+                       reason: str = "", cool_off: bool = True) -> BindResult:
+        """Bind a PENDING device (registered earlier, step-up now passed), enforcing ``max_devices``.
+
+        ``cool_off``: start the device's cool-off now (a device change); False
+        for a device bound at enrolment. ``replaces`` as in :meth:`bind`.
+
+        Raises:
+            TooManyDevices, BindingInProgress, DeviceUnknown / DeviceRevoked
+            (the pending record expired, or ``replaces`` is not bound).
+        """
+        _check_user(user_id)
+        _check_owner(user_id, device_id)
+        async with self._lock(user_id):
+            try:
+                device = await self._registry.get(device_id)
+                if device.status is not DeviceStatus.PENDING:
+                    raise DeviceUnknown("the device is not waiting to be bound")
+                if replaces is not None:
+                    _check_owner(user_id, replaces)
+                    await self._registry.get(replaces)
+                bound = await self._registry.list(user_id)
+                count = sum(1 for d in bound
+                            if d.device_id != replaces and d.status is DeviceStatus.BOUND)
+                if count >= self._config.max_devices:
+                    raise TooManyDevices(
+                        f"{count} devices are bound, the maximum is {self._config.max_devices}; "
+                        "unbind one first")
+                if not await self._registry.activate(device_id, bound_at=now if cool_off else None):
+                    raise DeviceUnknown("the registration expired; register the device again")
+                events = []
+                if replaces is not None:
+                    await self._registry.revoke(replaces)
+                    events.append(BindingEvent(BindingEventKind.UNBIND, replaces, now,
+                                               reason="replaced"))
+                event = BindingEvent(
+                    BindingEventKind.BIND, device_id, now, reason=reason, replaces=replaces,
+                    match_status=match.status.value if match else None,
+                    similarity=match.similarity if match else None,
+                    model=str(device.attributes.get("model", ""))[:64])
+                events.append(event)
+                await self._append(user_id, events)
+                bound_device = await self._registry.get(device_id)
+            except RedisError as exc:
+                raise DeviceStateUnavailable() from exc
+        return BindResult(bound_device, replaces,
+                          cool_off_until(now, now, self._config) if cool_off else None, event)
 
     async def unbind(self, user_id: str, device_id: str, now: float, *, reason: str = "user") -> BindingEvent:
         """Unbind one of the user's devices (the caller has checked step-up)."""

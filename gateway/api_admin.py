@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api_auth import _json_body, json_response
-from gateway.errors import Forbidden, NotFound, Unauthorized
+from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gateway.services import Services
+from gateway.stepup_sms import set_reserved_phone
+from limits.account_classes import AccountClass
 
-__all__ = ["create_user"]
+__all__ = ["create_user", "require_admin"]
+
+_PHONE_RE = re.compile(r"^\+?[0-9]{6,20}$")
+_ACCOUNT_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def require_admin(request: Request) -> Services:
@@ -32,8 +38,29 @@ def require_admin(request: Request) -> Services:
 
 
 async def create_user(request: Request) -> Response:
-    """POST /admin/users {"user_id", "password"}: enrol a customer's password."""
+    """POST /admin/users: enrol a customer.
+
+    Body: ``user_id``, ``password``; optional ``phone`` (the reserved phone
+    number SMS codes go to, stored sealed) and ``accounts`` (account id ->
+    class "I", "II" or "III", for limits).
+    """
     svc = require_admin(request)
     doc = _json_body(request)
-    await svc.users.create(doc.get("user_id"), doc.get("password"), time.time())  # type: ignore[arg-type]
-    return json_response({"user_id": doc.get("user_id"), "status": "enrolled"}, status=201)
+    now = time.time()
+    phone = doc.get("phone")
+    if phone is not None and (not isinstance(phone, str) or not _PHONE_RE.match(phone)):
+        raise BadRequest("invalid_phone", "phone must be digits with an optional leading +")
+    accounts_raw = doc.get("accounts", {})
+    try:
+        if not isinstance(accounts_raw, dict) or not all(
+                isinstance(a, str) and _ACCOUNT_RE.match(a) for a in accounts_raw):
+            raise ValueError
+        accounts = {a: AccountClass.parse(c) for a, c in accounts_raw.items()}
+    except ValueError as exc:
+        raise BadRequest("invalid_accounts", 'accounts must map account ids to "I", "II" or "III"') from exc
+    user_id = doc.get("user_id")
+    await svc.users.create(user_id, doc.get("password"), now)  # type: ignore[arg-type]
+    if phone:
+        await set_reserved_phone(svc, str(user_id), phone, now)
+    await svc.accounts.set(str(user_id), accounts)
+    return json_response({"user_id": user_id, "status": "enrolled"}, status=201)

@@ -15,8 +15,10 @@ from device_fingerprint.signature import (
     public_key_from_jwk,
     verify_device_signature,
 )
+from gateway import device_binding
 from gateway.device_check import SignedRequest
 from gateway.errors import BadRequest, Unauthorized
+from gateway.payload_encryption import valid_enc_jwk
 from gateway.services import Services
 
 __all__ = ["login", "logout", "register_device"]
@@ -40,10 +42,28 @@ def _json_body(request: Request) -> dict[str, object]:
     return doc
 
 
+def _client_ip(request: Request) -> str:
+    client = request.scope.get("client")
+    return client[0] if client else ""
+
+
 def _signed(request: Request) -> SignedRequest:
     scope = request.scope
     return SignedRequest(scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
                          scope["riskgate.body"], scope["riskgate.headers"])
+
+
+def _enc_jwk(value: object, signing_jwk: dict[str, object]) -> dict[str, object] | None:
+    """The optional response-encryption key: P-256, and not the signing key."""
+    if value is None:
+        return None
+    try:
+        valid_enc_jwk(value)
+    except ValueError as exc:
+        raise BadRequest("invalid_enc_key", str(exc)) from exc
+    if (value["x"], value["y"]) == (signing_jwk.get("x"), signing_jwk.get("y")):  # type: ignore[index]
+        raise BadRequest("invalid_enc_key", "enc_jwk must be a separate key from the signing key")
+    return value  # type: ignore[return-value]
 
 
 async def register_device(request: Request) -> Response:
@@ -58,6 +78,7 @@ async def register_device(request: Request) -> Response:
     if not isinstance(attributes, dict) or len(orjson.dumps(attributes)) > 4096:
         raise BadRequest("invalid_attributes", "attributes must be a JSON object under 4 KiB")
     public_key = public_key_from_jwk(jwk)
+    enc_jwk = _enc_jwk(doc.get("enc_jwk"), jwk)
     # Proof of possession: the registration is signed with the new key. The
     # device id is not known yet, so the signed device id is empty.
     raw_sig = request.scope["riskgate.headers"].get(b"x-device-signature")
@@ -72,9 +93,14 @@ async def register_device(request: Request) -> Response:
                                ex=svc.config.device.nonce_ttl):
         raise NonceReplayed()
     await svc.users.check_password(user_id, password)
-    device = await svc.devices.register(user_id, jwk, attributes, now)
+    if enc_jwk is None and request.scope.get("riskgate.encrypted"):
+        raise BadRequest("invalid_enc_key", "an encrypted registration must carry enc_jwk")
+    # Recognised against the user's devices: bound at once (first device) or pending step-up.
+    device, recognition = await device_binding.register(
+        svc, user_id=user_id, jwk=jwk, enc_jwk=enc_jwk, raw_attributes=attributes,
+        raw_signals=doc.get("signals"), client_ip=_client_ip(request), now=now)
     return json_response({"device_id": device.device_id, "user_id": user_id,
-                          "status": device.status.value}, status=201)
+                          "status": device.status.value, **recognition}, status=201)
 
 
 async def login(request: Request) -> Response:
@@ -88,12 +114,16 @@ async def login(request: Request) -> Response:
     if user_id != device.user_id:
         # Same answer as a wrong password; counts towards the lockout.
         await svc.users.check_password(device.user_id, None)
+    signals = device_binding.login_signals(svc, device, doc.get("signals"))
     await svc.users.check_password(device.user_id, doc.get("password"))
     token, session = await svc.sessions.create(device.user_id, device.device_id, {"pwd": now}, now)
+    # Stores the signals, pins the session; a pending device gets its binding challenge.
+    device_state = await device_binding.after_login(svc, device=device, session=session, signals=signals,
+                                                    client_ip=_client_ip(request), now=now)
     return json_response({
         "session_token": token, "token_type": "Bearer", "user_id": session.user_id,
         "device_id": session.device_id, "idle_timeout": svc.sessions.idle_timeout,
-        "absolute_timeout": svc.sessions.absolute_timeout,
+        "absolute_timeout": svc.sessions.absolute_timeout, **device_state,
     })
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -14,14 +15,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from auth_tools.lockout import LockoutPolicy, ToolLockout
 from device_fingerprint.registry import DeviceRegistry
+from gateway.accounts import AccountDirectory
 from gateway.api_admin import create_user
 from gateway.api_auth import json_response, login, logout, register_device
+from gateway.api_carrier import ROUTES as CARRIER_ROUTES
+from gateway.api_devices import ROUTES as DEVICE_ROUTES
+from gateway.api_limits import ROUTES as LIMIT_ROUTES
+from gateway.api_pki import ROUTES as PKI_ROUTES
+from gateway.api_risk import ROUTES as RISK_ROUTES
+from gateway.api_stepup import begin_tool, complete_tool
+from gateway.api_tools import ROUTES as TOOL_ROUTES
 from gateway.asgi_edge import EdgeMiddleware
 from gateway.assertion import AssertionSigner
+from gateway.challenges import ChallengeStore
 from gateway.config import Config
-from gateway.device_check import DeviceCheck
+from gateway.credentials import CredentialStore
+from gateway.device_binding import BindingAwareDeviceCheck
+from gateway.device_recognition import DeviceRecognition
+from gateway.encryption_keys import EncryptionKeyStore
 from gateway.errors import MethodNotAllowed, NotFound
+from gateway.payload_encryption import PayloadEncryption
 from gateway.pipeline import ProxyPipeline
 from gateway.proxy import UpstreamClient
 from gateway.redis_store import RedisRuntime
@@ -30,7 +45,18 @@ from gateway.sealing import Sealer, load_kek
 from gateway.services import Services
 from gateway.sessions import SessionStore
 from gateway.signing_keys import SigningKeyStore
+from gateway.sim_swap_guard import guard_sms_tools
+from gateway.stepup_setup import (
+    DERIVED_KEY_PURPOSES,
+    default_stepup_tools,
+    derive_key,
+    load_tier_policy,
+    sms_sender_for,
+)
+from gateway.tls_serving import HstsMiddleware
 from gateway.users import UserStore
+from limits import ReservationStore, UserLimitStore
+from risk_engine import RiskEngine
 
 __all__ = ["build_services", "create_app"]
 
@@ -41,7 +67,9 @@ async def build_services(config: Config) -> Services:
     """Connect to (or start) Redis and build every long-lived part."""
     runtime = RedisRuntime.open(config.redis.url, config.data_path)
     redis = runtime.client
-    sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
+    limits_config = config.limits.load()
+    kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)
+    sealer = Sealer(kek)
     keys = SigningKeyStore(redis, sealer, token_lifetime=config.assertion.lifetime,
                            refresh_interval=config.assertion.key_refresh_interval)
     try:
@@ -53,25 +81,46 @@ async def build_services(config: Config) -> Services:
                               read_timeout=config.upstream.read_timeout,
                               pool_size=config.upstream.pool_size)
     await upstream.start()
+    registry = DeviceRegistry(redis)
     return Services(
         config=config,
         redis_runtime=runtime,
         keys=keys,
         signer=AssertionSigner(keys, issuer=config.assertion.issuer,
                                audience=config.upstream.audience, lifetime=config.assertion.lifetime),
-        devices=DeviceRegistry(redis),
-        device_check=DeviceCheck(redis, max_skew=config.device.max_skew,
-                                 nonce_ttl=config.device.nonce_ttl),
+        devices=registry,
+        device_check=BindingAwareDeviceCheck(redis, max_skew=config.device.max_skew,
+                                             nonce_ttl=config.device.nonce_ttl),
         sessions=SessionStore(redis, idle_timeout=config.session.idle_timeout,
                               absolute_timeout=config.session.absolute_timeout),
         users=UserStore(redis, max_failures=config.login.max_failures,
                         lockout_seconds=config.login.lockout_seconds),
         policy=RoutePolicy.from_config(config.routes),
         upstream=upstream,
+        sealer=sealer,
+        enc_keys=EncryptionKeyStore(redis, sealer, grace_seconds=config.encryption.key_grace_seconds,
+                                    refresh_interval=config.assertion.key_refresh_interval),
+        credentials=CredentialStore(redis, sealer),
+        challenges=ChallengeStore(redis, challenge_ttl=config.stepup.challenge_ttl,
+                                  approval_ttl=config.stepup.approval_ttl),
+        tier_policy=load_tier_policy(config.stepup),
+        tool_lockout=ToolLockout(redis, LockoutPolicy(max_failures=config.stepup.tool_max_failures,
+                                                      lock_seconds=config.stepup.tool_lockout_seconds)),
+        sms_sender=sms_sender_for(config.stepup, redis),
+        limits=limits_config,
+        reservations=ReservationStore(redis, limits_config),
+        user_limits=UserLimitStore(redis, limits_config),
+        accounts=AccountDirectory(redis),
+        risk=RiskEngine(redis, model_key=derive_key(kek, "model-snapshot")),
+        derived_keys={purpose: derive_key(kek, purpose) for purpose in DERIVED_KEY_PURPOSES},
+        stepup_tools=guard_sms_tools(default_stepup_tools()),
+        recognition=DeviceRecognition(redis, registry, config.device, limits_config),
     )
 
 
 async def close_services(svc: Services) -> None:
+    if svc.background:
+        await asyncio.gather(*list(svc.background), return_exceptions=True)
     await svc.upstream.close()
     await svc.redis_runtime.close()
 
@@ -79,6 +128,8 @@ async def close_services(svc: Services) -> None:
 async def jwks(request: Request) -> Response:
     svc: Services = request.app.state.services
     doc = await svc.keys.jwks(time.time())
+    await svc.enc_keys.current_kid(time.time())  # the first encryption key is made on first use
+    doc["keys"] += (await svc.enc_keys.jwks(time.time()))["keys"]
     resp = json_response(doc)
     resp.headers["cache-control"] = "public, max-age=60"
     return resp
@@ -112,9 +163,15 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         holder["svc"] = svc
         app.state.services = svc
         log.info("riskgate gateway ready; state in %s", svc.redis_runtime.description)
+        # Releases spend reservations a crashed request never settled.
+        stop_reaper = asyncio.Event()
+        reaper = asyncio.get_running_loop().create_task(
+            svc.reservations.run_reaper(time.time, stop_reaper))
         try:
             yield
         finally:
+            stop_reaper.set()
+            await reaper
             if services is None:
                 await close_services(svc)
 
@@ -127,10 +184,21 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         Route("/auth/login", login, methods=["POST"]),
         Route("/auth/logout", logout, methods=["POST"]),
         Route("/admin/users", create_user, methods=["POST"]),
+        Route("/auth/challenges/{challenge_id}/{tool}/begin", begin_tool, methods=["POST"]),
+        Route("/auth/challenges/{challenge_id}/{tool}/complete", complete_tool, methods=["POST"]),
+        *TOOL_ROUTES,
+        *LIMIT_ROUTES,
+        *RISK_ROUTES,
+        *PKI_ROUTES,
+        *DEVICE_ROUTES,
+        *CARRIER_ROUTES,
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(EdgeMiddleware, pipeline=pipeline,
+        middleware=[Middleware(HstsMiddleware, max_age=config.tls.hsts_max_age),
+                    Middleware(PayloadEncryption, services=lambda: holder["svc"],
+                               max_body_bytes=lambda: config.server.max_body_bytes),
+                    Middleware(EdgeMiddleware, pipeline=pipeline,
                                max_body_bytes=lambda: config.server.max_body_bytes)],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
         lifespan=lifespan,

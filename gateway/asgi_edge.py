@@ -20,12 +20,14 @@ from redis.exceptions import RedisError
 from auth_tools.errors import AuthToolError
 from device_fingerprint.errors import DeviceError
 from gateway.errors import GatewayError, PayloadTooLarge, status_for
+from limits.errors import LimitsError
 
 __all__ = ["EdgeMiddleware"]
 
 log = logging.getLogger("riskgate.edge")
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
-_KNOWN_ERRORS: tuple[type[BaseException], ...] = (GatewayError, DeviceError, AuthToolError)
+_KNOWN_ERRORS: tuple[type[BaseException], ...] = (GatewayError, DeviceError, AuthToolError,
+                                                   LimitsError)
 
 ASGIApp = Callable[..., Awaitable[None]]
 

@@ -30,6 +30,10 @@ class AssertionClaims:
     auth_time: int
     decision_id: str
     txn: Transaction | None = None
+    # Money movement: {"tier_limit": "...", "remaining_today": "..."} (CNY strings; None = unlimited)
+    limit: dict[str, object] | None = None
+    # {"score", "level", "model", "rules"} from the risk engine
+    risk: dict[str, object] | None = None
 
 
 class AssertionSigner:
@@ -64,6 +68,10 @@ class AssertionSigner:
                 "currency": claims.txn.currency,
                 "payee": claims.txn.payee,
             }
+        if claims.risk is not None:
+            payload["risk"] = claims.risk
+        if claims.limit is not None:
+            payload["limit"] = claims.limit
         token = jws.serialize_compact({"alg": "ES256", "kid": key.kid, "typ": "JWT"},
                                       orjson.dumps(payload), key.private, algorithms=["ES256"])
         return token, payload

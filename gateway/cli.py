@@ -26,10 +26,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.config import load_config
+    from gateway.tls_serving import uvicorn_tls_options
 
-    config = _config(args)
+    tls = {key: value for key, value in (("cert_file", args.tls_cert), ("key_file", args.tls_key),
+                                         ("client_ca_file", args.client_ca),
+                                         ("client_cert_required", args.client_cert_required or None))
+           if value}
+    config = load_config(args.config, overrides={"tls": tls})
     uvicorn.run(create_app(config), host=config.server.host, port=config.server.port,
-                log_level=args.log_level, access_log=False, proxy_headers=False)
+                log_level=args.log_level, access_log=False, proxy_headers=False,
+                **uvicorn_tls_options(config.tls))
     return 0
 
 
@@ -86,6 +93,29 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return asyncio.run(_rotate(args))
 
 
+async def _rotate_enc(args: argparse.Namespace) -> int:
+    from gateway.encryption_keys import EncryptionKeyStore
+    from gateway.redis_store import RedisRuntime
+    from gateway.sealing import Sealer, load_kek
+
+    config = _config(args)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    try:
+        sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
+        store = EncryptionKeyStore(runtime.client, sealer, grace_seconds=config.encryption.key_grace_seconds)
+        new, old = await store.rotate(time.time())
+        print(f"new encryption key: {new}")
+        if old:
+            print(f"previous key {old} still decrypts for {config.encryption.key_grace_seconds} s")
+        return 0
+    finally:
+        await runtime.close()
+
+
+def cmd_keys_rotate_enc(args: argparse.Namespace) -> int:
+    return asyncio.run(_rotate_enc(args))
+
+
 def cmd_keys_kek(args: argparse.Namespace) -> int:
     print(base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())
     return 0
@@ -119,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", help="TOML file (see riskgate.example.toml)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; overrides tls.cert_file)")
+    p.add_argument("--tls-key", help="private key of --tls-cert (PEM; overrides tls.key_file)")
+    p.add_argument("--client-ca", help="request client certificates and verify them against this CA")
+    p.add_argument("--client-cert-required", action="store_true",
+                   help="with --client-ca: refuse connections without a client certificate")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("upstream", help="run the reference banking upstream")
@@ -143,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("rotate", help="make a new signing key; the old one stays published until its tokens expire")
     p.add_argument("--config")
     p.set_defaults(func=cmd_keys_rotate)
+    p = keys.add_parser("rotate-enc", help="make a new payload-encryption key; the old one decrypts "
+                                           "for encryption.key_grace_seconds")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_keys_rotate_enc)
     p = keys.add_parser("kek", help="print a new random key-encryption key (base64url)")
     p.set_defaults(func=cmd_keys_kek)
 

@@ -24,11 +24,13 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeviceConfig",
+    "EncryptionConfig",
     "LoginConfig",
     "RedisConfig",
     "RouteConfig",
     "ServerConfig",
     "SessionConfig",
+    "TlsConfig",
     "UpstreamConfig",
     "load_config",
 ]
@@ -123,7 +125,6 @@ class SessionConfig:
     idle_timeout: int = 300
     absolute_timeout: int = 43_200
     recent_password_window: int = 300
-    small_payment_limit: str = "1000.00"
 
     def validate(self) -> None:
         _require("session.idle_timeout", 30 <= self.idle_timeout <= 86_400, "must be in [30, 86400] seconds")
@@ -131,12 +132,6 @@ class SessionConfig:
                  "must be at least session.idle_timeout and at most 30 days")
         _require("session.recent_password_window", 10 <= self.recent_password_window <= 3600,
                  "must be in [10, 3600] seconds")
-        from auth_tools.dynamic_linking import InvalidAmount, parse_amount
-
-        try:
-            parse_amount(self.small_payment_limit)
-        except InvalidAmount as exc:
-            raise ConfigError("session.small_payment_limit", str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +146,54 @@ class LoginConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeviceConfig:
+    """Device signatures, recognition and binding (see gateway.device_recognition).
+
+    A new or re-installed device is registered *pending* and bound once the
+    session passes ``new_device_tier`` (default T2: password + SMS to the
+    reserved phone, or any T3+ tool); its cool-off is ``limits``'
+    ``device_cooloff_*``. The user's first device is bound at registration
+    while ``first_device_trusted`` (enrolment). ``carrier_token`` enables the
+    SIM-swap report API; ``pin_session_ip`` pins sessions to their network.
+    """
+
     max_skew: int = 120
     nonce_ttl: int = 300
+    max_devices: int = 3
+    reinstall_threshold: float = 0.85
+    new_device_tier: int = 2
+    unbind_tier: int = 2
+    first_device_trusted: bool = True
+    require_attributes: bool = False
+    pending_ttl: int = 3600
+    expected_app_signatures: str = ""
+    capped_max_tier: int = 3
+    sms_block_days: float = 7.0
+    carrier_token: str = ""
+    ip_regions_file: str = ""
+    geo_max_radius_km: float = 300.0
+    pin_session_ip: bool = False
 
     def validate(self) -> None:
         _require("device.max_skew", 1 <= self.max_skew <= 600, "must be in [1, 600] seconds")
         _require("device.nonce_ttl", self.nonce_ttl >= 2 * self.max_skew,
                  "must be at least twice device.max_skew, or a replay could outlive its nonce")
+        _require("device.max_devices", 1 <= self.max_devices <= 100, "must be in [1, 100]")
+        _require("device.reinstall_threshold", 0 < self.reinstall_threshold <= 1, "must be in (0, 1]")
+        _require("device.new_device_tier", 1 <= self.new_device_tier <= 5, "must be a tier in [1, 5]")
+        _require("device.unbind_tier", 1 <= self.unbind_tier <= 5, "must be a tier in [1, 5]")
+        _require("device.pending_ttl", 60 <= self.pending_ttl <= 86_400, "must be in [60, 86400] seconds")
+        _require("device.expected_app_signatures",
+                 all(re.fullmatch(r"[0-9a-fA-F:]{64,95}", s.strip())
+                     for s in self.expected_app_signatures.split(",") if s.strip()),
+                 "must be a comma-separated list of hex SHA-256 app signing-certificate hashes")
+        _require("device.capped_max_tier", 0 <= self.capped_max_tier <= 5, "must be a tier in [0, 5]")
+        _require("device.sms_block_days", 0 <= self.sms_block_days <= 365, "must be in [0, 365] days")
+        _require("device.carrier_token", self.carrier_token == "" or len(self.carrier_token) >= 24,
+                 "must be empty (SIM-swap report API off) or at least 24 characters")
+        if self.ip_regions_file:
+            _require("device.ip_regions_file", Path(self.ip_regions_file).is_file(), "no such file")
+        _require("device.geo_max_radius_km", 0 <= self.geo_max_radius_km <= 20_000,
+                 "must be in [0, 20000] km")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +205,70 @@ class AdminConfig:
     def validate(self) -> None:
         _require("admin.token", self.token == "" or len(self.token) >= 24,
                  "must be empty (admin API off) or at least 24 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class StepUpConfig:
+    """The challenge protocol and the step-up tools."""
+
+    challenge_ttl: int = 300
+    approval_ttl: int = 120
+    tool_max_failures: int = 5
+    tool_lockout_seconds: int = 900
+    tiers_file: str = ""
+    sms_webhook_url: str = ""
+    rp_id: str = "localhost"
+    rp_name: str = "riskgate"
+    origins: str = "http://localhost:8080"
+    totp_issuer: str = "riskgate"
+
+    def validate(self) -> None:
+        _require("stepup.challenge_ttl", 30 <= self.challenge_ttl <= 1800, "must be in [30, 1800] seconds")
+        _require("stepup.approval_ttl", 10 <= self.approval_ttl <= 600, "must be in [10, 600] seconds")
+        _require("stepup.tool_max_failures", 1 <= self.tool_max_failures <= 100, "must be in [1, 100]")
+        _require("stepup.tool_lockout_seconds", 1 <= self.tool_lockout_seconds <= 30 * 86_400,
+                 "must be in [1, 2592000] seconds")
+        _require("stepup.origins", all(o.strip().startswith(("http://", "https://"))
+                                       for o in self.origins.split(",")),
+                 "must be a comma-separated list of http(s) origins")
+        if self.tiers_file:
+            _require("stepup.tiers_file", Path(self.tiers_file).is_file(), "no such file")
+
+    @property
+    def origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.origins.split(",") if o.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSection:
+    """Where the ``[limits]`` table lives (tier limits, account classes): a TOML file.
+
+    Empty: the DESIGN.md defaults (limits.config.LimitsConfig).
+    """
+
+    file: str = ""
+    add_payee_tier: int = 2
+
+    def validate(self) -> None:
+        _require("limits.add_payee_tier", 0 <= self.add_payee_tier <= 5, "must be in [0, 5]")
+        if self.file:
+            _require("limits.file", Path(self.file).is_file(), "no such file")
+            self.load()
+
+    def load(self):  # noqa: ANN201 - limits.LimitsConfig
+        from limits.config import LimitsConfig
+        from limits.errors import LimitsConfigInvalid
+
+        if not self.file:
+            return LimitsConfig()
+        try:
+            with open(self.file, "rb") as fh:
+                doc = tomllib.load(fh)
+            return LimitsConfig.from_dict(doc.get("limits", doc))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("limits.file", str(exc)) from exc
+        except LimitsConfigInvalid as exc:
+            raise ConfigError(getattr(exc, "key", "limits.file"), str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +296,48 @@ DEFAULT_ROUTES: tuple[RouteConfig, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class EncryptionConfig:
+    """End-to-end payload encryption (JWE); see gateway.payload_encryption."""
+
+    require_for_money_and_auth: bool = False
+    # How long a rotated-out encryption key still decrypts (clients cache the JWKS).
+    key_grace_seconds: int = 3600
+
+    def validate(self) -> None:
+        _require("encryption.key_grace_seconds", 60 <= self.key_grace_seconds <= 30 * 86_400,
+                 "must be in [60, 2592000] seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """HTTPS serving; off while ``cert_file`` is empty. See gateway.tls_serving."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+    client_cert_required: bool = False
+    hsts_max_age: int = 31_536_000
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    def validate(self) -> None:
+        _require("tls.key_file", bool(self.key_file) == bool(self.cert_file),
+                 "tls.cert_file and tls.key_file go together")
+        for key, value in (("tls.cert_file", self.cert_file), ("tls.key_file", self.key_file),
+                           ("tls.client_ca_file", self.client_ca_file)):
+            if value:
+                _require(key, Path(value).is_file(), f"no such file: {value}")
+        _require("tls.client_ca_file", self.enabled or not self.client_ca_file,
+                 "client certificates need TLS (set tls.cert_file and tls.key_file)")
+        _require("tls.client_cert_required", self.client_ca_file or not self.client_cert_required,
+                 "requiring client certificates needs tls.client_ca_file")
+        _require("tls.hsts_max_age", 0 <= self.hsts_max_age <= 2 * 31_536_000,
+                 "must be in [0, 63072000] seconds (0 sends no HSTS)")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -205,7 +347,11 @@ class Config:
     login: LoginConfig = field(default_factory=LoginConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    stepup: StepUpConfig = field(default_factory=StepUpConfig)
+    limits: LimitsSection = field(default_factory=LimitsSection)
     routes: tuple[RouteConfig, ...] = DEFAULT_ROUTES
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     def replace(self, **sections: object) -> Config:
         """Return a copy with whole sections replaced (used by the demo and tests)."""

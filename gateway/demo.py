@@ -24,6 +24,8 @@ import orjson
 
 from gateway.app import create_app
 from gateway.config import Config, load_config
+from gateway.demo_devices import device_change_chapter
+from gateway.demo_stepup import Wallet, stepup_chapter
 from gateway.servers import pick_port, serving
 from mobile_client import AiohttpTransport, ApiResponse, MobileClient
 
@@ -34,6 +36,9 @@ DEMO_PASSWORD = "correct horse battery staple"
 ALICE_MAIN = "6222020000000001"
 BOB_ACCOUNT = "6222020000000003"
 DEMO_CUSTOMERS = {"alice": DEMO_PASSWORD, "bob": "bob's long password", "carol": "carol's long password"}
+CUSTOMER_SINCE = 400 * 86_400.0
+# Reserved phone numbers for SMS codes (the demo's SMS sender only prints them).
+DEMO_PHONES = {"alice": "+8613800000001", "bob": "+8613800000003", "carol": "+8613800000004"}
 
 
 class AssertionTap:
@@ -67,6 +72,18 @@ class DemoStack:
     tap: AssertionTap
     data_dir: Path
     _stack: contextlib.AsyncExitStack = field(repr=False, default_factory=contextlib.AsyncExitStack)
+    admin_token: str = field(repr=False, default="")
+
+    async def admin_call(self, method: str, path: str, json: object = None) -> ApiResponse:
+        """Call the admin API (the bank's back office) with the demo's admin token."""
+        transport = AiohttpTransport()
+        try:
+            body = orjson.dumps(json) if json is not None else b""
+            return await transport.send(method, f"{self.gateway_url}{path}", {
+                "Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json",
+                "X-Request-Id": secrets.token_hex(8)}, body)
+        finally:
+            await transport.close()
 
     @property
     def services(self):  # noqa: ANN201
@@ -81,7 +98,11 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
                       overrides: dict[str, dict[str, object]] | None = None,
                       customers: dict[str, str] | None = None) -> DemoStack:
     """Start Redis, upstream and gateway on 127.0.0.1 and seed the demo customers."""
+    from banking_upstream import DEMO_CUSTOMERS as UPSTREAM_CUSTOMERS
     from banking_upstream import Ledger, UpstreamConfig, create_upstream_app, seed_demo
+    from gateway.demo_history import seed_history
+    from gateway.stepup_sms import set_reserved_phone
+    from limits.account_classes import AccountClass
 
     stack = contextlib.AsyncExitStack()
     try:
@@ -91,9 +112,12 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
         if uport == gport:
             uport = pick_port(0)
         gateway_url, upstream_url = f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{uport}"
+        admin_token = secrets.token_urlsafe(24)
         merged: dict[str, dict[str, object]] = {
             "server": {"port": gport, "data_dir": str(data_dir / "gateway")},
             "upstream": {"url": upstream_url},
+            "admin": {"token": admin_token},
+            "stepup": {"rp_id": "localhost", "origins": f"http://localhost:{gport}"},
         }
         for section, values in (overrides or {}).items():
             merged.setdefault(section, {}).update(values)
@@ -111,12 +135,20 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
         tap = AssertionTap(create_upstream_app(up_config))
         await stack.enter_async_context(serving(tap, uport))
 
-        users = app.state.services.users
+        svc = app.state.services
         now = time.time()
         for user_id, password in (customers or DEMO_CUSTOMERS).items():
-            if not await users.exists(user_id):
-                await users.create(user_id, password, now)
-        return DemoStack(gateway_url, upstream_url, config, app, tap, data_dir, stack)
+            if not await svc.users.exists(user_id):
+                # Customers of long standing: their accounts were opened a year ago.
+                await svc.users.create(user_id, password, now - CUSTOMER_SINCE)
+            accounts, _payees = UPSTREAM_CUSTOMERS.get(user_id, ([], []))
+            await svc.accounts.set(user_id, {a: AccountClass(c) for a, c, _ in accounts})
+            if user_id in DEMO_PHONES:
+                await set_reserved_phone(svc, user_id, DEMO_PHONES[user_id], now)
+            if payees := [account for _name, account in _payees]:
+                await seed_history(svc.risk.history, user_id, payees, now)
+        return DemoStack(gateway_url, upstream_url, config, app, tap, data_dir, stack,
+                         admin_token=config.admin.token)
     except BaseException:
         await stack.aclose()
         raise
@@ -167,6 +199,10 @@ class Transcript:
         return all(s.ok for s in self.steps)
 
 
+def port_of(stack: DemoStack) -> int:
+    return int(stack.gateway_url.rsplit(":", 1)[1])
+
+
 async def journey(stack: DemoStack, out: TextIO) -> bool:
     """The reference client's walk through the gateway; True when all went as expected."""
     t = Transcript(out, stack.tap)
@@ -187,7 +223,7 @@ async def journey(stack: DemoStack, out: TextIO) -> bool:
                lambda r: r.status == 201)
         t.step("transfer 20,000.00 CNY to Bob (above the T1 limit)",
                await phone.transfer(ALICE_MAIN, BOB_ACCOUNT, "20000.00"),
-               lambda r: r.status == 401 and r.error == "step_up_required")
+               lambda r: r.status == 401 and r.error == "insufficient_user_authentication")
         t.step("replay the exact signed 500.00 CNY request (same nonce and signature)",
                await phone.send(small.request),
                lambda r: r.status == 401 and r.error == "device_nonce_replayed")
@@ -195,6 +231,11 @@ async def journey(stack: DemoStack, out: TextIO) -> bool:
                                       {"X-Request-Id": secrets.token_hex(8)}, b"")
         t.step("call the upstream directly, bypassing the gateway (no assertion)", direct,
                lambda r: r.status == 401 and r.error == "assertion_missing")
+        await stepup_chapter(t, stack, phone, Wallet(DEMO_PASSWORD, f"http://localhost:{port_of(stack)}"),
+                             source=ALICE_MAIN, payee=BOB_ACCOUNT, user_id=DEMO_USER)
+        phone = await device_change_chapter(t, stack.services, phone, password=DEMO_PASSWORD,
+                                            user_id=DEMO_USER, source=ALICE_MAIN, payee=BOB_ACCOUNT)
+        t.say("")
         t.step(f"balance of {ALICE_MAIN} after the journey", await phone.balance(ALICE_MAIN),
                lambda r: r.status == 200)
         t.say("")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from auth_tools import errors as tool_errors
 from device_fingerprint.errors import DeviceError
+from limits import errors as limit_errors
 
 __all__ = [
     "BadRequest",
     "GatewayError",
+    "InsufficientAuthentication",
     "NotFound",
     "PayloadTooLarge",
     "StepUpRequired",
@@ -50,6 +53,13 @@ class Unauthorized(GatewayError):
 class StepUpRequired(Unauthorized):
     code = "step_up_required"
     message = "this request needs stronger authentication"
+
+
+class InsufficientAuthentication(Unauthorized):
+    """RFC 9470: the session falls short of the tier; the body carries the challenge."""
+
+    code = "insufficient_user_authentication"
+    message = "approve this request with a stronger authentication"
 
 
 class Forbidden(GatewayError):
@@ -97,6 +107,20 @@ class UpstreamTimeout(GatewayError):
 # Library failures -> HTTP status. Looked up along the exception's MRO.
 _STATUS_BY_CLASS: dict[type[BaseException], int] = {
     DeviceError: 401,
+    tool_errors.VerificationFailed: 401,
+    tool_errors.ChallengeExpired: 401,
+    tool_errors.Replayed: 401,
+    tool_errors.CredentialRevoked: 401,
+    tool_errors.ToolLocked: 429,
+    tool_errors.Throttled: 429,
+    tool_errors.NotEnrolled: 409,
+    tool_errors.SmsDeliveryFailed: 502,
+    limit_errors.LimitExceeded: 403,
+    limit_errors.LargeTransferNoticeRequired: 428,
+    limit_errors.ReservationConflict: 409,
+    limit_errors.LimitChangeNeedsTier: 401,
+    limit_errors.LimitChangeConflict: 409,
+    limit_errors.LimitsUnavailable: 503,
 }
 
 
@@ -108,3 +132,38 @@ def status_for(exc: BaseException) -> int:
             return _STATUS_BY_CLASS[cls]
     return 400
 
+
+# Payload encryption (gateway.payload_encryption): all 400 with stable codes.
+class PayloadEncryptionError(BadRequest):
+    code = "jwe_invalid"
+    message = "the encrypted payload cannot be used"
+
+
+class JweBadHeader(PayloadEncryptionError):
+    code = "jwe_bad_header"
+    message = "the JWE is malformed or its protected header is invalid"
+
+
+class JweUnknownKid(PayloadEncryptionError):
+    code = "jwe_unknown_kid"
+    message = "the JWE is encrypted to a key the gateway does not hold; fetch the JWKS again"
+
+
+class JweBadTag(PayloadEncryptionError):
+    code = "jwe_bad_tag"
+    message = "the JWE does not decrypt (tampered, or encrypted to another key)"
+
+
+class JweAlgorithmNotAllowed(PayloadEncryptionError):
+    code = "jwe_algorithm_not_allowed"
+    message = "the JWE algorithm is not allowed (use ECDH-ES+A256KW or ECDH-ES with A256GCM)"
+
+
+class EncryptionRequired(PayloadEncryptionError):
+    code = "encryption_required"
+    message = "this endpoint accepts only encrypted payloads (Content-Type: application/jose)"
+
+
+class ResponseKeyMissing(PayloadEncryptionError):
+    code = "jwe_no_response_key"
+    message = "the device has no registered encryption key (enc_jwk) to encrypt the response to"

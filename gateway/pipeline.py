@@ -1,6 +1,8 @@
 """The request path for proxied calls (``/v1/...``), as one pure ASGI app.
 
-device signature -> session -> route policy -> decision -> assertion -> forward.
+device signature -> session -> route policy -> required tier (limits) -> step-up
+gate (approval or challenge) -> spend reservation -> assertion -> forward ->
+commit or release the reservation.
 Each step either passes a value to the next or raises a typed error that
 :mod:`gateway.asgi_edge` turns into a JSON response.
 """
@@ -11,14 +13,15 @@ import secrets
 import time
 from collections.abc import Callable
 
-from auth_tools.dynamic_linking import parse_amount
 from device_fingerprint.registry import Device, device_key
 from gateway.assertion import AssertionClaims
+from gateway.decision import decide, finish
 from gateway.device_check import SignedRequest
-from gateway.errors import NotFound, StepUpRequired, Unauthorized
+from gateway.errors import NotFound, Unauthorized
 from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST
-from gateway.route_policy import MatchedRoute
 from gateway.services import Services
+from limits import Reservation, ReservationCommitted, ReservationReleased, ReservationState
+from risk_engine import Outcome
 
 __all__ = ["ProxyPipeline"]
 
@@ -67,29 +70,38 @@ class ProxyPipeline:
             claimed, _ = await pipe.execute()
         svc.device_check.nonce_claimed(claimed)
 
-        # 6: decide. Until step-up exists: views need a session; money movement
-        # up to the small-payment limit needs a recent password; more is refused.
-        acr = "T0"
-        if txn is not None:
-            limit = parse_amount(svc.config.session.small_payment_limit)
-            pwd_age = session.factor_age("pwd", now)
-            if txn.amount > limit:
-                raise StepUpRequired(extra={"required_tier": "T2", "reason": "amount_above_T1"})
-            if pwd_age is None or pwd_age > svc.config.session.recent_password_window:
-                raise StepUpRequired(extra={"required_tier": "T1", "reason": "password_not_recent"})
-            acr = "T1"
-
+        # 5-7: risk, required tier, step-up gate, spend reservation.
         decision_id = secrets.token_hex(12)
+        client = scope.get("client")
+        d = await decide(svc, matched=matched, txn=txn, session=session, device=device,
+                         headers=headers, client_ip=client[0] if client else "", now=now,
+                         decision_id=decision_id)
+        assert d.reached is not None
         token_str, _claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,
-            device_status=device.status.value, acr=acr, amr=tuple(sorted(session.factors)),
-            auth_time=int(session.auth_time), decision_id=decision_id, txn=txn,
+            device_status=(d.device or device).status.value, acr=f"T{d.reached.tier}", amr=d.reached.amr,
+            auth_time=int(session.auth_time), decision_id=decision_id, txn=txn, limit=d.limit_claim,
+            risk=d.risk.claims(),
         ), now)
-        await self._forward(svc, scope, send, matched, headers, body, token_str, decision_id)
+        try:
+            resp = await self._upstream(svc, scope, headers, body, token_str)
+        except BaseException:
+            if d.reservation is not None:
+                await _settle(svc, d.reservation, ok=False, now=self._clock())
+            finish(svc, d, Outcome.UPSTREAM_ERROR, now=now)
+            raise
+        ok = 200 <= resp.status < 300
+        if d.reservation is not None:
+            await _settle(svc, d.reservation, ok=ok, now=self._clock())
+        finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok)
+        resp_headers = list(resp.headers)
+        resp_headers.append((b"content-length", str(len(resp.body)).encode()))
+        resp_headers.append((b"x-riskgate-decision", decision_id.encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": resp_headers})
+        await send({"type": "http.response.body", "body": resp.body})
 
-    async def _forward(self, svc: Services, scope, send, matched: MatchedRoute,  # noqa: ANN001
-                       headers: dict[bytes, bytes], body: bytes, assertion: str,
-                       decision_id: str) -> None:
+    async def _upstream(self, svc: Services, scope, headers: dict[bytes, bytes],  # noqa: ANN001
+                        body: bytes, assertion: str):  # noqa: ANN202 - proxy.UpstreamResponse
         out: list[tuple[str, str]] = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in scope["headers"]
@@ -105,9 +117,21 @@ class ProxyPipeline:
         ]
         qs = scope.get("query_string", b"")
         path_qs = scope["path"] + ("?" + qs.decode("latin-1") if qs else "")
-        resp = await svc.upstream.forward(scope["method"], path_qs, out, body)
-        resp_headers = list(resp.headers)
-        resp_headers.append((b"content-length", str(len(resp.body)).encode()))
-        resp_headers.append((b"x-riskgate-decision", decision_id.encode()))
-        await send({"type": "http.response.start", "status": resp.status, "headers": resp_headers})
-        await send({"type": "http.response.body", "body": resp.body})
+        return await svc.upstream.forward(scope["method"], path_qs, out, body)
+
+
+async def _settle(svc: Services, reservation: Reservation, *, ok: bool, now: float) -> None:
+    """Commit the spend when the upstream did the transfer, else give it back.
+
+    A retry under the same idempotency key finds its first reservation; if
+    that one is already settled, there is nothing left to do.
+    """
+    if reservation.state is not ReservationState.RESERVED:
+        return
+    try:
+        if ok:
+            await svc.reservations.commit(reservation.user_id, reservation.idempotency_key, now=now)
+        else:
+            await svc.reservations.release(reservation.user_id, reservation.idempotency_key, now=now)
+    except (ReservationCommitted, ReservationReleased):
+        pass

@@ -4,3 +4,6 @@ from mobile_client.client import ClientError, MobileClient
 from mobile_client.transport import AiohttpTransport, ApiResponse, HttpxTransport, Transport
 
 __all__ = ["AiohttpTransport", "ApiResponse", "ClientError", "HttpxTransport", "MobileClient", "Transport"]
+from mobile_client.encryption import PayloadCipher, PayloadCipherError  # noqa: E402
+
+__all__ += ["PayloadCipher", "PayloadCipherError"]

@@ -25,7 +25,7 @@ def test_riskgate_demo_once_exits_zero_and_prints_the_journey(tmp_path):
     assert proc.returncode == 0, out + proc.stderr
     assert "journey complete" in out
     assert "UNEXPECTED" not in out
-    assert "refused: step_up_required" in out
+    assert "refused: insufficient_user_authentication" in out
     assert "refused: device_nonce_replayed" in out
     assert "refused: assertion_missing" in out
     assert '"acr":"T1"' in out and '"amount":"500.00"' in out
@@ -56,7 +56,7 @@ async def test_journey_moves_money_once_and_refusals_leave_no_trace(redis, redis
         assert float(before) - float(after) == pytest.approx(500.0)
 
         refused = await phone.transfer(ALICE_MAIN, BOB_ACCOUNT, "20000.00")
-        assert (refused.status, refused.error) == (401, "step_up_required")
+        assert (refused.status, refused.error) == (401, "insufficient_user_authentication")
         replay = await phone.send(ok.request)
         assert (replay.status, replay.error) == (401, "device_nonce_replayed")
         # A fresh signature with the same idempotency key returns the first result.

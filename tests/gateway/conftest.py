@@ -7,6 +7,7 @@ whose device is registered and logged in.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gateway.app import build_services, close_services, create_app
 from gateway.config import Config, load_config
 from gateway.services import Services
 from mobile_client import HttpxTransport, MobileClient
+from risk_engine import RiskStateUnavailable, Rule, RuleEffect, RuleMode, RuleSet
 
 PASSWORD = "a long enough password"
 
@@ -61,9 +63,18 @@ async def gateway_factory(redis, redis_url: str, tmp_path: Path
                           ) -> AsyncIterator[Callable[..., object]]:
     harnesses: list[GatewayHarness] = []
 
-    async def make(**sections: dict[str, object]) -> GatewayHarness:
+    async def make(rules: str = "none", **sections: dict[str, object]) -> GatewayHarness:
+        """``rules="none"`` publishes an empty analyst rule set, so tests of
+        authentication and limits do not depend on the hour or the user's
+        history; ``rules="default"`` keeps the default pack."""
         config = make_config(redis_url, tmp_path / "gateway", **sections)
         services = await build_services(config)
+        if rules == "none":
+            quiet = Rule("tests_quiet", "false", RuleEffect.TAG, "tests run without analyst rules",
+                         mode=RuleMode.SHADOW, tag="tests")
+            with contextlib.suppress(RiskStateUnavailable):  # a test of Redis being down
+                await services.risk.rule_store.publish(RuleSet((quiet,)), author="tests",
+                                                       reason="no analyst rules", now=time.time())
         harness = GatewayHarness(config, services, create_app(config, services=services), [])
         harnesses.append(harness)
         return harness

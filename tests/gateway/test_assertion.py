@@ -37,10 +37,13 @@ async def test_assertion_verifies_with_jwcrypto_and_jwks_only(gateway_factory, e
     assert header["alg"] == "ES256" and header["kid"] in {k["kid"] for k in keyset["keys"]}
     assert claims["sub"] == "alice"
     assert claims["dev"] == {"id": phone.device_id, "status": "bound"}
-    assert claims["acr"] == "T0" and claims["amr"] == ["pwd"]
+    # A password entered moments ago: the session itself reaches T1.
+    assert claims["acr"] == "T1" and claims["amr"] == ["pwd"]
     assert 0 < claims["exp"] - claims["iat"] <= 60
     assert {"jti", "sid", "auth_time", "decision_id"} <= set(claims)
-    assert "risk" not in claims and "limit" not in claims  # owned by later stages
+    assert set(claims["risk"]) == {"score", "level", "model", "rules"}
+    assert claims["risk"]["level"] == "low" and claims["risk"]["model"] is None  # model still warming up
+    assert "limit" not in claims  # views move no money
 
 
 async def test_tampered_assertion_fails_in_jwcrypto(gateway_factory, echo_upstream):
@@ -71,7 +74,7 @@ async def test_rotation_keeps_old_key_published_until_its_tokens_expire(gateway_
     assert jws.JWS.from_jose_token(new_token).jose_header["kid"] == new_kid
 
     keyset = await _published_jwks(phone)
-    assert {k["kid"] for k in keyset["keys"]} == {old_kid, new_kid}
+    assert {k["kid"] for k in keyset["keys"] if k.get("use") == "sig"} == {old_kid, new_kid}
     jwt.JWT(jwt=old_token, key=keyset, algs=["ES256"])  # old tokens still verify
     jwt.JWT(jwt=new_token, key=keyset, algs=["ES256"])
 

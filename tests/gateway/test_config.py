@@ -40,7 +40,7 @@ def test_config_is_immutable():
     ("[assertion]\nkek = \"short\"\n", "assertion.kek"),
     ("[redis]\nurl = \"http://x\"\n", "redis.url"),
     ("[device]\nmax_skew = 300\nnonce_ttl = 300\n", "device.nonce_ttl"),
-    ("[session]\nsmall_payment_limit = \"1,000\"\n", "session.small_payment_limit"),
+    ("[stepup]\norigins = \"localhost:8080\"\n", "stepup.origins"),
     ("[nonsense]\nx = 1\n", "nonsense"),
     ("[[routes]]\nmethod = \"GET\"\npath = \"/v1/x\"\naction = \"launch_rockets\"\n", "routes[0].action"),
     ("[[routes]]\nmethod = \"POST\"\npath = \"/v1/t\"\naction = \"transfer\"\n", "routes[0].amount_field"),

@@ -140,7 +140,7 @@ async def test_large_transfer_needs_step_up_and_is_not_forwarded(gateway_factory
     gw = await gateway_factory(upstream={"url": url})
     phone = await gw.enrolled()
     resp = await phone.transfer("6222020000000001", "6222020000000003", "1000.01")
-    assert (resp.status, resp.error) == (401, "step_up_required")
+    assert (resp.status, resp.error) == (401, "insufficient_user_authentication")
     assert echo.requests == []
 
 
@@ -155,7 +155,7 @@ async def test_small_transfer_needs_a_recent_password(gateway_factory, echo_upst
     (key,) = [k async for k in redis.scan_iter(match="{u:alice}:sess:*")]
     await redis.hset(key, "factors", orjson.dumps({"pwd": time.time() - 301}))
     resp = await phone.transfer("6222020000000001", "6222020000000003", "10.00")
-    assert (resp.status, resp.error) == (401, "step_up_required")
+    assert (resp.status, resp.error) == (401, "insufficient_user_authentication")
     assert (await phone.accounts()).status == 200  # views still pass
     assert len(echo.requests) == 1
 

@@ -1,0 +1,188 @@
+"""Pipeline steps 5-7 for one proxied call: risk, required tier, step-up gate, spend.
+
+risk assessment (features, rules, model) -> the tier the action and amount
+need under the limits -> moved up by the risk level -> the step-up gate ->
+for money movement, an atomic spend reservation at the tier reached.
+
+Every outcome (allowed, step-up, blocked, over a limit) is appended to the
+decision stream with its features, score, rules and stage latencies; history
+updates and the stream write happen after the response, off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from auth_tools.dynamic_linking import Transaction, format_amount
+from device_fingerprint.registry import Device, DeviceStatus, user_tag
+from gateway.accounts import AccountDirectory
+from gateway.device_binding import complete_binding
+from gateway.errors import Forbidden, InsufficientAuthentication
+from gateway.route_policy import MatchedRoute
+from gateway.services import Services
+from gateway.sessions import Session
+from gateway.stepup_gate import APPROVAL_HEADER, Reached, require_tier
+from limits import (
+    LargeTransferNoticeRequired,
+    LimitExceeded,
+    LimitsError,
+    Reservation,
+    Tier,
+    required_tier,
+)
+from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
+
+__all__ = ["Decision", "decide", "finish"]
+
+log = logging.getLogger("riskgate.decision")
+
+
+@dataclass
+class Decision:
+    decision_id: str
+    facts: RequestFacts
+    features: dict[str, object]
+    risk: RiskAssessment
+    base_tier: int = 0
+    required: int = 0
+    reached: Reached | None = None
+    reservation: Reservation | None = None
+    limit_claim: dict[str, object] | None = None
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+    device: Device | None = None  # as it is after this request (bound by its approval, say)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | None, session: Session,
+                 device: Device, headers: dict[bytes, bytes], client_ip: str, now: float,
+                 decision_id: str) -> Decision:
+    """Return the decision for a call that may go ahead, or raise the refusal."""
+    action = matched.route.action
+    moves_money = txn is not None and action.moves_money
+    user = session.user_id
+    t0 = time.perf_counter()
+    rec = svc.recognition
+    await rec.check_pin(session, client_ip)
+    async with svc.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(svc.accounts.key(user))
+        pipe.hget(f"{user_tag(user)}:user", "created")
+        raw_accounts, raw_created = await pipe.execute()
+    accounts = AccountDirectory.parse(raw_accounts) if txn is not None else {}
+    account_class = svc.accounts.class_of(accounts, txn.source) if txn is not None else None
+    pending = device.status is DeviceStatus.PENDING
+    facts = RequestFacts(
+        user_id=user, action=action.value, moves_money=moves_money,
+        amount_fen=txn.amount if txn is not None else 0, payee=txn.payee if txn is not None else "",
+        device_id=device.device_id, device_status="new" if pending else device.status.value,
+        device_created=device.created, device_signals=rec.risk_flags(device),
+        ip=client_ip, geo=rec.geo(client_ip),
+        account_created=float(raw_created) if raw_created else 0.0,
+        account_class=account_class.value if account_class is not None else "I")
+    features, risk = await svc.risk.assess(facts, now)
+    d = Decision(decision_id, facts, dict(features), risk)
+    d.latencies_ms["risk"] = _ms(t0)
+    if risk.level is RiskLevel.BLOCK:
+        finish(svc, d, Outcome.BLOCKED, now=now)
+        raise Forbidden("risk_blocked", "this request was refused; contact the bank if it was yours",
+                        extra={"decision_id": decision_id})
+    if pending:
+        # A device-change step-up first (401 with the binding challenge until approved).
+        try:
+            device = await complete_binding(svc, session=session, device=device, headers=headers,
+                                            client_ip=client_ip, now=now)
+        except InsufficientAuthentication:
+            finish(svc, d, Outcome.STEP_UP, now=now)
+            raise
+        # That approval is spent; the request itself may need its own challenge.
+        headers = {k: v for k, v in headers.items() if k != APPROVAL_HEADER}
+    d.device = device
+    device_since = rec.device_since(device)
+
+    t1 = time.perf_counter()
+    to_others = txn is not None and bool(txn.payee) and txn.payee not in accounts
+    settings = await svc.user_limits.get(user) if moves_money else None
+    try:
+        if moves_money:
+            spent = await svc.reservations.spent(user, now=now)
+            check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr]
+                                  account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
+                                  to_others=to_others, device_since=device_since)
+            d.base_tier = int(check.required_tier)
+            if check.notice_required and headers.get(b"x-large-transfer-notice") != b"confirmed":
+                # Asked before any step-up, so an approval is never spent on it.
+                raise LargeTransferNoticeRequired(svc.limits.large_notice_daily)
+        elif txn is not None:
+            d.base_tier = svc.config.limits.add_payee_tier
+        d.required = risk_tier(d.base_tier, risk.level)
+        d.latencies_ms["limits"] = _ms(t1)
+        if txn is None and d.required == 0:
+            from gateway.stepup_gate import session_tier
+
+            d.reached = session_tier(svc, session, device, now)
+        else:
+            d.reached = await require_tier(
+                svc, session=session, device=device, txn=txn or Transaction(action=action.value),
+                required=d.required, headers=headers, now=now,
+                reason={"amount_tier": f"T{d.base_tier}", "risk_level": risk.level.value,
+                        "rules": list(risk.rules_hit)})
+        if moves_money:
+            idem = headers.get(b"idempotency-key", b"").decode("latin-1") or decision_id
+            d.reservation = await svc.reservations.reserve(
+                user, txn.amount, idempotency_key=f"{session.device_id}:{idem}",  # type: ignore[union-attr]
+                tier=Tier(d.reached.tier), account_class=account_class, now=now,  # type: ignore[arg-type]
+                settings=settings, to_others=to_others, device_since=device_since,  # type: ignore[arg-type]
+                notice_confirmed=headers.get(b"x-large-transfer-notice", b"") == b"confirmed")
+            d.limit_claim = {"tier_limit": _cny(d.reservation.tier_limit),
+                             "remaining_today": _cny(d.reservation.remaining_today)}
+    except InsufficientAuthentication:
+        finish(svc, d, Outcome.STEP_UP, now=now)
+        raise
+    except LimitExceeded as exc:
+        finish(svc, d, Outcome.LIMIT_EXCEEDED, now=now)
+        raise Forbidden("limit_exceeded", str(exc), extra={
+            "window": exc.window.value, "cap": exc.cap.value, "limit": _cny(exc.limit),
+            "remaining": _cny(exc.remaining),
+            "allowed_by": f"T{int(exc.allowed_by)}" if exc.allowed_by is not None else None,
+            "tools": svc.tier_policy.combinations(int(exc.allowed_by))
+            if exc.allowed_by is not None else [],
+        }) from exc
+    except LimitsError:
+        finish(svc, d, Outcome.LIMIT_EXCEEDED, now=now)
+        raise
+    d.latencies_ms["decide"] = _ms(t0)
+    return d
+
+
+def finish(svc: Services, d: Decision, outcome: str, *, now: float, completed: bool = False) -> None:
+    """Record the decision and update the user's history, after the response."""
+    event = DecisionEvent.build(
+        decision_id=d.decision_id, at=now, user_id=d.facts.user_id, action=d.facts.action,
+        amount_fen=d.facts.amount_fen, moves_money=d.facts.moves_money,
+        device_status=d.facts.device_status, features=d.features, assessment=d.risk,
+        required_tier=d.required, base_tier=d.base_tier,
+        session_tier=d.reached.tier if d.reached is not None else 0, outcome=outcome,
+        latencies_ms=d.latencies_ms)
+
+    async def write() -> None:
+        try:
+            await svc.risk.record(event)
+            # A challenged request comes back with its approval: count it once, then.
+            if outcome != Outcome.STEP_UP:
+                await svc.risk.after_decision(d.facts, decision_id=d.decision_id, now=now,
+                                              completed=completed)
+        except Exception:  # noqa: BLE001 - never fails the request it describes
+            log.exception("recording decision %s failed", d.decision_id)
+
+    task = asyncio.get_running_loop().create_task(write())
+    svc.background.add(task)
+    task.add_done_callback(svc.background.discard)
+
+
+def _cny(fen: int | None) -> str | None:
+    return None if fen is None else format_amount(fen)

@@ -1,0 +1,60 @@
+"""Building the step-up parts from configuration: tier table, SMS sender,
+purpose-bound keys derived from the KEK, and the registry of tool adapters."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis.asyncio import Redis
+
+from auth_tools.errors import TierPolicyInvalid
+from auth_tools.sms_senders import DevOutbox, SmsSender, WebhookSmsSender
+from auth_tools.tier_policy import TierPolicy
+from gateway.config import ConfigError, StepUpConfig
+
+__all__ = ["DERIVED_KEY_PURPOSES", "derive_key", "load_tier_policy", "sms_sender_for",
+           "default_stepup_tools"]
+
+DERIVED_KEY_PURPOSES = ("sms-code-mac", "model-snapshot")
+
+
+def derive_key(kek: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (HKDF-SHA256 over the KEK)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"riskgate-derived-v1",
+                info=purpose.encode()).derive(kek)
+
+
+def load_tier_policy(cfg: StepUpConfig) -> TierPolicy:
+    """The DESIGN.md table, or the ``[tiers]`` table of ``stepup.tiers_file``."""
+    if not cfg.tiers_file:
+        return TierPolicy.default()
+    try:
+        with open(cfg.tiers_file, "rb") as fh:
+            doc = tomllib.load(fh)
+        return TierPolicy.from_dict(doc.get("tiers", doc))
+    except (OSError, tomllib.TOMLDecodeError, TierPolicyInvalid) as exc:
+        raise ConfigError("stepup.tiers_file", str(exc)) from exc
+
+
+def sms_sender_for(cfg: StepUpConfig, redis: Redis) -> SmsSender:
+    """A webhook to the SMS gateway, or (no URL: demo and tests) the dev outbox."""
+    if cfg.sms_webhook_url:
+        return WebhookSmsSender(cfg.sms_webhook_url)
+    return DevOutbox(redis=redis)
+
+
+def default_stepup_tools() -> dict[str, Any]:
+    """Tool name (as in the tier table) -> adapter."""
+    from gateway.stepup_biometric import BiometricTool
+    from gateway.stepup_cert import CloudCertTool, HardwareCertTool
+    from gateway.stepup_fido import FidoTool
+    from gateway.stepup_sms import SmsTool
+    from gateway.stepup_tools import PasswordTool
+    from gateway.stepup_totp import TotpTool
+
+    tools: list[Any] = [PasswordTool(), SmsTool("sms"), SmsTool("sms_armor"), TotpTool(),
+                        BiometricTool(), FidoTool(), CloudCertTool(), HardwareCertTool()]
+    return {tool.name: tool for tool in tools}
