@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import os
 import re
+import secrets
 import statistics
 import sys
 import tempfile
@@ -27,14 +30,37 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import orjson
 import pyotp
 import redis.asyncio as aioredis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from auth_tools import biometric  # noqa: E402
 from bench.loadgen import free_port, running  # noqa: E402
 from gateway.demo import ALICE_MAIN, BOB_ACCOUNT, DEMO_PASSWORD  # noqa: E402
 from mobile_client import AiohttpTransport, MobileClient, stepup  # noqa: E402
+from mobile_client.soft_authenticator import SoftAuthenticator  # noqa: E402
+
+BIO_SET = "bench-fingerprints-v1"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench device")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 _CODE_RE = re.compile(r"[Cc]ode (?:is )?(\d{6})")
 Driver = Callable[["Bench", str], Awaitable[float]]
@@ -47,6 +73,11 @@ class Bench:
         self.transport = AiohttpTransport()
         self.client = MobileClient(gateway_url, self.transport)
         self.totp_codes: list[str] = []
+        self.origin = "http://localhost:" + gateway_url.rsplit(":", 1)[1]
+        self.fido = SoftAuthenticator()
+        self.bio_key = ec.generate_private_key(ec.SECP256R1())
+        self.cloud_key = ec.generate_private_key(ec.SECP256R1())
+        self.hw_key = ec.generate_private_key(ec.SECP256R1())
 
     async def setup(self) -> None:
         deadline = time.monotonic() + 20
@@ -93,6 +124,33 @@ class Bench:
         done = await stepup.complete_tool(self.client, cid, "pwd", {"password": DEMO_PASSWORD})
         return str(done.json()["approval_token"])
 
+    async def enrol(self, tool: str, answer: Callable[[dict[str, object]], dict[str, object]]) -> None:
+        refused = await stepup.enrol_begin(self.client, tool)
+        approval = await self.approve_t3(str(refused.json()["challenge_id"]))
+        options = (await stepup.enrol_begin(self.client, tool, approval=approval)).json()
+        done = await stepup.enrol_complete(self.client, tool, {"enrolment_id": options["enrolment_id"],
+                                                               **answer(options)})
+        assert done.status == 201, done.body
+
+    async def approve_t3(self, cid: str) -> str:
+        await stepup.begin_tool(self.client, cid, "sms_armor")
+        done = await stepup.complete_tool(self.client, cid, "sms_armor", {"code": await self.sms_code()})
+        return str(done.json()["approval_token"])
+
+    async def enrol_keys(self, admin: Callable[[str], Awaitable[None]]) -> None:
+        n = self.bio_key.public_key().public_numbers()
+        jwk = {"kty": "EC", "crv": "P-256", "x": _b64url(n.x.to_bytes(32, "big")),
+               "y": _b64url(n.y.to_bytes(32, "big"))}
+
+        def bio(options: dict[str, object]) -> dict[str, object]:
+            payload = biometric.enrollment_payload("alice", str(options["nonce"]), BIO_SET)
+            return {"public_key": jwk, "biometric_set_id": BIO_SET, "modality": "fingerprint",
+                    "signature": _b64url(self.bio_key.sign(payload, ec.ECDSA(hashes.SHA256())))}
+        await self.enrol("biometric", bio)
+        await self.enrol("fido", lambda o: {"response": self.fido.create(o["publicKey"], self.origin)})  # type: ignore[arg-type]
+        await self.enrol("cloud_cert", lambda _o: {"csr": _csr(self.cloud_key)})
+        await admin(_csr(self.hw_key))
+
     async def enrol_totp_tokens(self, count: int) -> None:
         now = time.time()
         for _ in range(count):
@@ -134,18 +192,51 @@ class _Exhausted(Exception):
     pass
 
 
-DRIVERS: dict[str, Driver] = {"pwd": _pwd, "sms": _sms("sms"), "sms_armor": _sms("sms_armor"),
-                              "totp": _totp}
+def _signer(key: ec.EllipticCurvePrivateKey, tool: str, extra: dict[str, object] | None = None) -> Driver:
+    async def drive(b: Bench, cid: str) -> float:
+        async def answer(options: dict[str, object]) -> dict[str, object]:
+            payload = _unb64url(str(options["payload"]))
+            return {"signature": _b64url(key.sign(payload, ec.ECDSA(hashes.SHA256()))), **(extra or {})}
+        return await b.timed(cid, tool, {}, answer)
+    return drive
 
 
-async def _run(gateway_url: str, redis_sock: str, samples: int) -> dict[str, list[float]]:
+async def _fido(b: Bench, cid: str) -> float:
+    async def answer(options: dict[str, object]) -> dict[str, object]:
+        return {"response": b.fido.get(options["publicKey"], b.origin)}  # type: ignore[arg-type]
+    return await b.timed(cid, "fido", {}, answer)
+
+
+def _drivers(b: Bench) -> dict[str, Driver]:
+    return {"pwd": _pwd, "sms": _sms("sms"), "sms_armor": _sms("sms_armor"), "totp": _totp,
+            "biometric": _signer(b.bio_key, "biometric", {"biometric_set_id": BIO_SET}),
+            "fido": _fido, "cloud_cert": _signer(b.cloud_key, "cloud_cert"),
+            "hardware_cert": _signer(b.hw_key, "hardware_cert")}
+
+
+async def _run(gateway_url: str, redis_sock: str, samples: int, admin_token: str
+               ) -> dict[str, list[float]]:
     redis = aioredis.Redis(unix_socket_path=redis_sock)
+
+    async def admin(csr: str) -> None:
+        """The branch issues the hardware-key certificate."""
+        transport = AiohttpTransport()
+        try:
+            resp = await transport.send("POST", f"{gateway_url}/admin/users/alice/hardware-cert",
+                                        {"Authorization": f"Bearer {admin_token}",
+                                         "Content-Type": "application/json"},
+                                        orjson.dumps({"csr": csr}))
+            assert resp.status == 201, resp.body
+        finally:
+            await transport.close()
+
     bench = Bench(gateway_url, redis)
     try:
         await bench.setup()
         await bench.enrol_totp_tokens(4)
+        await bench.enrol_keys(admin)
         results: dict[str, list[float]] = {}
-        for tool, drive in DRIVERS.items():
+        for tool, drive in _drivers(bench).items():
             results[tool] = []
             for _ in range(samples):
                 cid = await bench.challenge()
@@ -167,9 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="riskgate-bench-stepup-") as tmp:
         cmd = [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--port", str(gport),
                "--upstream-port", str(uport), "--data-dir", tmp]
-        with running(cmd, gport, ready_timeout=60):
+        admin_token = secrets.token_urlsafe(24)
+        env = {**os.environ, "RISKGATE_ADMIN_TOKEN": admin_token}
+        with running(cmd, gport, ready_timeout=60, env=env):
             results = asyncio.run(_run(f"http://127.0.0.1:{gport}", f"{tmp}/gateway/redis.sock",
-                                       args.samples))
+                                       args.samples, admin_token))
     print("step-up tool latency: begin + complete, HTTP over 127.0.0.1 to `riskgate demo` "
           "(one uvicorn process, embedded Redis)")
     print(f"{'tool':<14}{'samples':>8}{'p50 ms':>10}{'p90 ms':>10}{'max ms':>10}")

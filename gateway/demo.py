@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import secrets
 import sys
 import tempfile
@@ -112,7 +113,9 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
         if uport == gport:
             uport = pick_port(0)
         gateway_url, upstream_url = f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{uport}"
-        admin_token = secrets.token_urlsafe(24)
+        # The demo's back office: RISKGATE_ADMIN_TOKEN when set (to use the admin API
+        # against a running demo), else a random token for this run.
+        admin_token = os.environ.get("RISKGATE_ADMIN_TOKEN") or secrets.token_urlsafe(24)
         merged: dict[str, dict[str, object]] = {
             "server": {"port": gport, "data_dir": str(data_dir / "gateway")},
             "upstream": {"url": upstream_url},
