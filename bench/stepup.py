@@ -2,8 +2,8 @@
 
 Starts ``riskgate demo`` (embedded Redis, upstream and gateway, one process,
 127.0.0.1) as a separate process, registers a fresh device for alice and, for
-each tool, repeats: a 20,000 CNY transfer answered with a challenge, then the
-tool's ``begin`` and ``complete`` calls. The figure is the wall time of those
+each tool, repeats: a request answered with a challenge (enrolling another OTP
+token, T2), then the tool's ``begin`` and ``complete`` calls. The figure is the wall time of those
 two HTTP calls as the client sees them (p50 / p90 / max over the samples).
 
 SMS codes are read from the demo's dev outbox (a Redis list); TOTP codes come
@@ -24,8 +24,10 @@ import os
 import re
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,8 +43,8 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auth_tools import biometric  # noqa: E402
-from bench.loadgen import free_port, running  # noqa: E402
-from gateway.demo import ALICE_MAIN, BOB_ACCOUNT, DEMO_PASSWORD  # noqa: E402
+from bench.loadgen import free_port, stop_server  # noqa: E402
+from gateway.demo import DEMO_PASSWORD  # noqa: E402
 from mobile_client import AiohttpTransport, MobileClient, stepup  # noqa: E402
 from mobile_client.soft_authenticator import SoftAuthenticator  # noqa: E402
 
@@ -85,13 +87,21 @@ class Bench:
             if time.monotonic() > deadline:
                 raise RuntimeError("could not register a device for alice")
             await asyncio.sleep(0.2)
-        assert (await self.client.login(DEMO_PASSWORD)).status == 200
+        login = await self.client.login(DEMO_PASSWORD)
+        assert login.status == 200, login.body
+        binding = login.json().get("binding")
+        if binding:  # alice already has a bound phone: this one is new and must be bound first
+            approval = await self.approve_t2(str(binding["challenge_id"]))
+            bound = await self.client.bind_device(approval)
+            assert bound.status == 200, bound.body
 
-    async def challenge(self, amount: str = "20000.00") -> str:
-        body = {"from_account": ALICE_MAIN, "payee_account": BOB_ACCOUNT, "amount": amount,
-                "currency": "CNY"}
-        resp = await self.client.call("POST", "/v1/transfers", body,
-                                      headers={"Idempotency-Key": f"b-{time.monotonic_ns()}"})
+    async def challenge(self) -> str:
+        """A fresh challenge: asking to enrol another OTP token needs T2 every time.
+
+        (A transfer would do as well, but this phone was just bound and sits in
+        its 24-hour cool-off, where large transfers are refused before any step-up.)
+        """
+        resp = await stepup.enrol_begin(self.client, "totp")
         if resp.status != 401:
             raise RuntimeError(f"expected a challenge, got {resp.status} {resp.body[:200]!r}")
         return str(resp.json()["challenge_id"])
@@ -260,9 +270,21 @@ def main(argv: list[str] | None = None) -> None:
                "--upstream-port", str(uport), "--data-dir", tmp]
         admin_token = secrets.token_urlsafe(24)
         env = {**os.environ, "RISKGATE_ADMIN_TOKEN": admin_token}
-        with running(cmd, gport, ready_timeout=60, env=env):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        try:
+            # The demo walks its own journey first; measure once it says it is serving.
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("serving until"):
+                    break
+            else:
+                raise RuntimeError(f"riskgate demo exited with {proc.wait()} before serving")
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             results = asyncio.run(_run(f"http://127.0.0.1:{gport}", f"{tmp}/gateway/redis.sock",
                                        args.samples, admin_token))
+        finally:
+            stop_server(proc)  # type: ignore[arg-type]
     print("step-up tool latency: begin + complete, HTTP over 127.0.0.1 to `riskgate demo` "
           "(one uvicorn process, embedded Redis)")
     print(f"{'tool':<14}{'samples':>8}{'p50 ms':>10}{'p90 ms':>10}{'max ms':>10}")
