@@ -16,6 +16,9 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+from gateway.cli_risk import add_risk_commands  # noqa: E402
+
+
 def _config(args: argparse.Namespace):  # noqa: ANN202
     from gateway.config import load_config
 
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-port", type=int, default=8081, help="upstream port (a free one if taken)")
     p.add_argument("--data-dir", help="keep state here instead of a temporary directory")
     p.set_defaults(func=cmd_demo)
+
+    add_risk_commands(sub, _config)
 
     keys = sub.add_parser("keys", help="assertion signing keys").add_subparsers(dest="keys_command",
                                                                                 required=True)
