@@ -7,18 +7,24 @@ never say which element of a credential was wrong.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auth_tools.errors import VerificationFailed
 from gateway.api_auth import _json_body, _signed, json_response
 from gateway.challenges import Challenge
 from gateway.errors import NotFound, Unauthorized
 from gateway.services import Services
 from gateway.stepup_tools import FactorResult, StepUpContext, display_transaction
+from risk_engine import LabelSource, RiskEngineError, submit_label
 
 __all__ = ["begin_tool", "complete_tool"]
+
+log = logging.getLogger("riskgate.stepup")
 
 
 async def _session_and_challenge(request: Request, now: float) -> tuple[Services, Challenge, str]:
@@ -53,6 +59,32 @@ def _json_body_or_empty(request: Request) -> dict[str, object]:
     return _json_body(request) if request.scope["riskgate.body"] else {}
 
 
+async def _failed_step_up(svc: Services, challenge: Challenge, tool: str, now: float) -> None:
+    """A wrong answer: a risk feature (failed step-ups per hour and day), and when it
+    locks the tool, a weak fraud label on the decision that asked for the step-up."""
+    await svc.risk.history.record_stepup_failure(challenge.user_id,
+                                                 f"{challenge.challenge_id}:{tool}:{now!r}", now)
+    if (await svc.tool_lockout.status(challenge.user_id, tool)).locked_at(now):
+        _weak_label(svc, challenge, fraud=True, now=now)
+
+
+def _weak_label(svc: Services, challenge: Challenge, *, fraud: bool, now: float) -> None:
+    """Step-up outcomes teach the model, weakly (weight ``risk.step_up_label_weight``)."""
+    if not challenge.decision_id:
+        return
+
+    async def submit() -> None:
+        try:
+            await submit_label(svc.redis, challenge.decision_id, fraud=fraud, source=LabelSource.STEP_UP,
+                               now=now, step_up_weight=svc.config.risk.step_up_label_weight)
+        except RiskEngineError:  # the decision aged out of the stream index, say
+            log.info("no weak label for decision %s", challenge.decision_id)
+
+    task = asyncio.get_running_loop().create_task(submit())
+    svc.background.add(task)
+    task.add_done_callback(svc.background.discard)
+
+
 async def complete_tool(request: Request) -> Response:
     now = time.time()
     svc, challenge, tool = await _session_and_challenge(request, now)
@@ -65,8 +97,12 @@ async def complete_tool(request: Request) -> Response:
         await svc.challenges.save(challenge, now)
     # Counted as a failure until it succeeds, so racing guesses cannot exceed the limit.
     await svc.tool_lockout.attempt(challenge.user_id, tool, now)
-    result: FactorResult = await adapter.complete(StepUpContext(svc, challenge, now), state,
-                                                  _json_body_or_empty(request))
+    try:
+        result: FactorResult = await adapter.complete(StepUpContext(svc, challenge, now), state,
+                                                      _json_body_or_empty(request))
+    except VerificationFailed:
+        await _failed_step_up(svc, challenge, tool, now)
+        raise
     await svc.tool_lockout.record_success(challenge.user_id, tool)
 
     challenge.completed[tool] = {"amr": list(result.amr), "max_tier": result.max_tier, "at": now,
@@ -77,6 +113,7 @@ async def complete_tool(request: Request) -> Response:
         amr = svc.tier_policy.amr(challenge.completed)
         token = await svc.challenges.approve(challenge, acr=f"T{reached}", amr=amr,
                                              tools=tuple(challenge.completed), now=now)
+        _weak_label(svc, challenge, fraud=False, now=now)
         return json_response({
             "status": "approved", "approval_token": token, "acr": f"T{reached}", "amr": list(amr),
             "expires_in": svc.challenges.approval_ttl, "transaction": display_transaction(challenge),

@@ -46,6 +46,7 @@ class Challenge:
     states: dict[str, dict[str, object]] = field(default_factory=dict)
     completed: dict[str, dict[str, object]] = field(default_factory=dict)
     bound_device: bool = False
+    decision_id: str = ""  # the risk decision that asked for this step-up (for weak labels)
 
     @property
     def txn_hash(self) -> str:
@@ -58,6 +59,7 @@ class Challenge:
                     "source": self.txn.source, "payee": self.txn.payee},
             "tier": self.required_tier, "created": self.created, "expires_at": self.expires_at,
             "states": self.states, "completed": self.completed, "bound": self.bound_device,
+            "decision": self.decision_id,
         })
 
     @classmethod
@@ -67,7 +69,7 @@ class Challenge:
         return cls(challenge_id, doc["user"], doc["device"], doc["sid"],
                    Transaction(t["action"], t["amount"], t["currency"], t["source"], t["payee"]),
                    doc["tier"], doc["created"], doc["expires_at"], doc["states"], doc["completed"],
-                   bool(doc.get("bound")))
+                   bool(doc.get("bound")), str(doc.get("decision", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +104,11 @@ class ChallengeStore:
         return f"{user_tag(user)}:chal:{challenge_id}"
 
     async def create(self, *, user_id: str, device_id: str, sid: str, txn: Transaction,
-                     required_tier: int, now: float, bound_device: bool = False) -> Challenge:
+                     required_tier: int, now: float, bound_device: bool = False,
+                     decision_id: str = "") -> Challenge:
         challenge = Challenge(f"{user_id}.{secrets.token_urlsafe(16)}", user_id, device_id, sid, txn,
                               required_tier, now, now + self.challenge_ttl,
-                              bound_device=bound_device)
+                              bound_device=bound_device, decision_id=decision_id)
         await self._redis.set(self._key(challenge.challenge_id), challenge.to_json(), ex=self.challenge_ttl)
         return challenge
 

@@ -240,6 +240,17 @@ class StepUpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """Risk scoring: how much a step-up outcome teaches the model (a weak label)."""
+
+    step_up_label_weight: float = 0.2
+
+    def validate(self) -> None:
+        _require("risk.step_up_label_weight", 0.0 < self.step_up_label_weight <= 1.0,
+                 "must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsSection:
     """Where the ``[limits]`` table lives (tier limits, account classes): a TOML file.
 
@@ -349,6 +360,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     stepup: StepUpConfig = field(default_factory=StepUpConfig)
     limits: LimitsSection = field(default_factory=LimitsSection)
+    risk: RiskConfig = field(default_factory=RiskConfig)
     routes: tuple[RouteConfig, ...] = DEFAULT_ROUTES
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)

@@ -130,7 +130,7 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
                 svc, session=session, device=device, txn=txn or Transaction(action=action.value),
                 required=d.required, headers=headers, now=now,
                 reason={"amount_tier": f"T{d.base_tier}", "risk_level": risk.level.value,
-                        "rules": list(risk.rules_hit)})
+                        "rules": list(risk.rules_hit)}, decision_id=decision_id)
         if moves_money:
             idem = headers.get(b"idempotency-key", b"").decode("latin-1") or decision_id
             d.reservation = await svc.reservations.reserve(

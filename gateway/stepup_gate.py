@@ -47,7 +47,8 @@ def session_tier(svc: Services, session: Session, device: Device, now: float) ->
 
 async def require_tier(svc: Services, *, session: Session, device: Device, txn: Transaction,
                        required: int, headers: dict[bytes, bytes], now: float,
-                       reason: dict[str, object] | None = None) -> Reached:
+                       reason: dict[str, object] | None = None,
+                       decision_id: str = "") -> Reached:
     """Return the tier reached for ``txn``, or raise 401 with a fresh challenge.
 
     A device that reported emulator, hooking or a repackaged app is capped
@@ -72,7 +73,8 @@ async def require_tier(svc: Services, *, session: Session, device: Device, txn: 
         return reached
     challenge = await svc.challenges.create(user_id=session.user_id, device_id=device.device_id,
                                             sid=session.sid, txn=txn, required_tier=required, now=now,
-                                            bound_device=device.status is DeviceStatus.BOUND)
+                                            bound_device=device.status is DeviceStatus.BOUND,
+                                            decision_id=decision_id)
     body: dict[str, object] = {
         "challenge_id": challenge.challenge_id,
         "required_tier": f"T{required}",

@@ -300,3 +300,33 @@ async def test_no_secret_is_stored_in_plaintext_after_a_full_journey(gateway_fac
         for needle in needles:
             assert needle not in blob, f"{needle!r} in plaintext under {key!r}"
     assert dumped > 10
+
+
+async def test_step_up_outcomes_become_weak_labels_for_the_model(gateway_factory, echo_upstream):
+    import asyncio
+
+    from risk_engine import LABEL_STREAM
+
+    _echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url})
+    client = await _customer(gw)
+
+    async def labels() -> list[dict]:
+        while gw.services.background:
+            await asyncio.gather(*list(gw.services.background))
+        rows = await gw.services.redis.xrange(LABEL_STREAM)
+        return [{k.decode(): v.decode() for k, v in f.items()} for _, f in rows]
+
+    passed = (await _transfer(client, "20000.00")).json()
+    await _approve_with_sms_armor(gw, client, passed["challenge_id"])
+    (legit,) = await labels()
+    assert legit["y"] == "0" and float(legit["w"]) == pytest.approx(0.2)
+
+    failed = (await _transfer(client, "20000.00")).json()
+    cid = failed["challenge_id"]
+    await stepup.begin_tool(client, cid, "sms_armor")
+    wrong = f"{(int(await _sms_code(gw)) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        await stepup.complete_tool(client, cid, "sms_armor", {"code": wrong})
+    *_, fraud = await labels()
+    assert fraud["y"] == "1" and float(fraud["w"]) == pytest.approx(0.2)
