@@ -32,6 +32,7 @@ from gateway.assertion import AssertionSigner
 from gateway.challenges import ChallengeStore
 from gateway.config import Config
 from gateway.credentials import CredentialStore
+from gateway.decision_writer import DecisionWriter
 from gateway.device_binding import BindingAwareDeviceCheck
 from gateway.device_recognition import DeviceRecognition
 from gateway.encryption_keys import EncryptionKeyStore
@@ -82,7 +83,7 @@ async def build_services(config: Config) -> Services:
                               pool_size=config.upstream.pool_size)
     await upstream.start()
     registry = DeviceRegistry(redis)
-    return Services(
+    svc = Services(
         config=config,
         redis_runtime=runtime,
         keys=keys,
@@ -116,6 +117,8 @@ async def build_services(config: Config) -> Services:
         stepup_tools=guard_sms_tools(default_stepup_tools()),
         recognition=DeviceRecognition(redis, registry, config.device, limits_config),
     )
+    svc.decision_writer = DecisionWriter(redis, svc.background)
+    return svc
 
 
 async def close_services(svc: Services) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from auth_tools.dynamic_linking import Transaction, format_amount
@@ -35,7 +36,7 @@ from limits import (
 )
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
 
-__all__ = ["Decision", "decide", "finish"]
+__all__ = ["Decision", "decide", "finish", "queue_user_rows"]
 
 log = logging.getLogger("riskgate.decision")
 
@@ -55,24 +56,36 @@ class Decision:
     device: Device | None = None  # as it is after this request (bound by its approval, say)
 
 
+def queue_user_rows(svc: Services, pipe, user: str) -> None:  # noqa: ANN001 - a redis pipeline
+    """Queue the reads ``decide`` needs about the user: account classes, enrolment time."""
+    pipe.hgetall(svc.accounts.key(user))
+    pipe.hget(f"{user_tag(user)}:user", "created")
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
 async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | None, session: Session,
                  device: Device, headers: dict[bytes, bytes], client_ip: str, now: float,
-                 decision_id: str) -> Decision:
-    """Return the decision for a call that may go ahead, or raise the refusal."""
+                 decision_id: str,
+                 user_rows: tuple[dict[bytes, bytes], bytes | None] | None = None) -> Decision:
+    """Return the decision for a call that may go ahead, or raise the refusal.
+
+    ``user_rows`` is the user's account directory hash and enrolment time when
+    the caller fetched them already (in the same round trip as the session).
+    """
     action = matched.route.action
     moves_money = txn is not None and action.moves_money
     user = session.user_id
     t0 = time.perf_counter()
     rec = svc.recognition
     await rec.check_pin(session, client_ip)
-    async with svc.redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(svc.accounts.key(user))
-        pipe.hget(f"{user_tag(user)}:user", "created")
-        raw_accounts, raw_created = await pipe.execute()
+    if user_rows is None:
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            queue_user_rows(svc, pipe, user)
+            user_rows = tuple(await pipe.execute())  # type: ignore[assignment]
+    raw_accounts, raw_created = user_rows  # type: ignore[misc]
     accounts = AccountDirectory.parse(raw_accounts) if txn is not None else {}
     account_class = svc.accounts.class_of(accounts, txn.source) if txn is not None else None
     pending = device.status is DeviceStatus.PENDING
@@ -169,19 +182,42 @@ def finish(svc: Services, d: Decision, outcome: str, *, now: float, completed: b
         session_tier=d.reached.tier if d.reached is not None else 0, outcome=outcome,
         latencies_ms=d.latencies_ms)
 
-    async def write() -> None:
-        try:
-            await svc.risk.record(event)
-            # A challenged request comes back with its approval: count it once, then.
-            if outcome != Outcome.STEP_UP:
-                await svc.risk.after_decision(d.facts, decision_id=d.decision_id, now=now,
-                                              completed=completed)
-        except Exception:  # noqa: BLE001 - never fails the request it describes
-            log.exception("recording decision %s failed", d.decision_id)
+    svc.decision_writer.put(event)
+    # A challenged request comes back with its approval: count it once, then.
+    if outcome == Outcome.STEP_UP or not _history_due(d.facts, now):
+        return
 
-    task = asyncio.get_running_loop().create_task(write())
+    async def write_history() -> None:
+        try:
+            await svc.risk.after_decision(d.facts, decision_id=d.decision_id, now=now,
+                                          completed=completed)
+        except Exception:  # noqa: BLE001 - never fails the request it describes
+            log.exception("recording history for decision %s failed", d.decision_id)
+
+    task = asyncio.get_running_loop().create_task(write_history())
     svc.background.add(task)
     task.add_done_callback(svc.background.discard)
+
+
+# Views only refresh "last seen here, on this device" (for IP change and impossible
+# travel); one write per user, device and IP every VIEW_HISTORY_INTERVAL seconds
+# per process is enough and keeps two Redis scripts off most reads.
+VIEW_HISTORY_INTERVAL = 30.0
+_view_history: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+
+
+def _history_due(facts: RequestFacts, now: float) -> bool:
+    if facts.moves_money or not facts.action.startswith("view_"):
+        return True
+    key = (facts.user_id, facts.device_id, facts.ip)
+    last = _view_history.get(key)
+    if last is not None and now - last < VIEW_HISTORY_INTERVAL:
+        return False
+    _view_history[key] = now
+    _view_history.move_to_end(key)
+    while len(_view_history) > 50_000:
+        _view_history.popitem(last=False)
+    return True
 
 
 def _cny(fen: int | None) -> str | None:

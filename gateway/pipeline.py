@@ -13,9 +13,9 @@ import secrets
 import time
 from collections.abc import Callable
 
-from device_fingerprint.registry import Device, device_key
+from device_fingerprint.registry import Device, device_key, user_of_device
 from gateway.assertion import AssertionClaims
-from gateway.decision import decide, finish
+from gateway.decision import decide, finish, queue_user_rows
 from gateway.device_check import SignedRequest
 from gateway.errors import NotFound, Unauthorized
 from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST
@@ -60,7 +60,8 @@ class ProxyPipeline:
         async with svc.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(device_key(req.device_id))
             pipe.hgetall(session_key)
-            raw_device, raw_session = await pipe.execute()
+            queue_user_rows(svc, pipe, user_of_device(req.device_id))
+            raw_device, raw_session, *user_rows = await pipe.execute()
         device = Device.from_hash(req.device_id, raw_device)
         svc.device_check.verify(device, req, now)
         session = svc.sessions.parse(session_key, raw_session, device_id=device.device_id, now=now)
@@ -75,7 +76,7 @@ class ProxyPipeline:
         client = scope.get("client")
         d = await decide(svc, matched=matched, txn=txn, session=session, device=device,
                          headers=headers, client_ip=client[0] if client else "", now=now,
-                         decision_id=decision_id)
+                         decision_id=decision_id, user_rows=tuple(user_rows))
         assert d.reached is not None
         token_str, _claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,

@@ -59,6 +59,7 @@ class Services:
     stepup_tools: dict[str, Any] = field(default_factory=dict)
     # Work finishing after a response (decision stream, history); awaited at shutdown.
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    decision_writer: Any = None  # gateway.decision_writer.DecisionWriter, set by build_services
     # Payload-encryption keys (gateway.encryption_keys.EncryptionKeyStore).
     enc_keys: Any = None
     # Device recognition, binding, SIM-swap reports, IP regions (gateway.device_recognition).

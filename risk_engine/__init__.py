@@ -17,6 +17,7 @@ from risk_engine.decisions import (
     iter_decisions,
     read_decisions,
     record_decision,
+    record_decisions,
 )
 from risk_engine.default_rules import DEFAULT_RULES, default_rule_set
 from risk_engine.engine import RiskEngine
@@ -77,6 +78,6 @@ __all__ = [
     "backtest_events", "batch_model", "check_features", "combine", "compile_rule_set", "default_model",
     "default_rule_set", "explain", "extract_features", "get_decision", "iter_decisions",
     "load_rule_file", "local_hour", "model_input", "read_decisions", "read_labels",
-    "record_decision", "required_tier", "risk_tier", "sign_snapshot", "submit_label",
+    "record_decision", "record_decisions", "required_tier", "risk_tier", "sign_snapshot", "submit_label",
     "validate_rule_set", "verify_snapshot",
 ]

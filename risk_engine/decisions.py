@@ -8,7 +8,7 @@ the learner and backtests.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ __all__ = [
     "iter_decisions",
     "read_decisions",
     "record_decision",
+    "record_decisions",
 ]
 
 # stream and index share a hash tag so the recording script stays in one cluster slot
@@ -85,7 +86,8 @@ class DecisionEvent:
                    dict(latencies_ms or {}))
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        # orjson serialises dataclasses itself (tuples as lists), ~50x faster than asdict()
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> DecisionEvent:
@@ -100,6 +102,32 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2]
 redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
 return id
 """
+
+
+# KEYS: stream, index key per event; ARGV: maxlen, ttl, event json per event
+_RECORD_MANY_LUA = """
+local ids = {}
+for i = 2, #KEYS do
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
+  redis.call('SET', KEYS[i], id, 'EX', ARGV[2])
+  ids[#ids + 1] = id
+end
+return ids
+"""
+
+
+async def record_decisions(redis: Redis, events: list[DecisionEvent], *,
+                           maxlen: int = DEFAULT_MAXLEN) -> list[str]:
+    """Append several decisions in one script call (the gateway batches its writes)."""
+    if not events:
+        return []
+    try:
+        script = redis.register_script(_RECORD_MANY_LUA)
+        ids = await script(keys=[DECISION_STREAM, *(_index_key(e.decision_id) for e in events)],
+                           args=[maxlen, INDEX_TTL, *(e.to_json() for e in events)])
+    except RedisError as exc:
+        raise RiskStateUnavailable(f"recording decisions failed: {exc}") from exc
+    return [i.decode() for i in ids]
 
 
 def _index_key(decision_id: str) -> str:
