@@ -4,7 +4,7 @@ The table is configuration (a TOML table) with the DESIGN.md defaults::
 
     [tiers]
     T1 = ["pwd", "biometric"]
-    T2 = ["pwd+sms", "biometric+bound_device"]
+    T2 = ["pwd+sms", "biometric+bound_device", "mtls_cert+pwd"]
     T3 = ["sms_armor", "totp", "fido_uv"]
     T4 = ["cloud_cert+pin", "cloud_cert+biometric", "device_tee_key+biometric", "fido_uv_not_synced"]
     T5 = ["hardware_cert+pin"]
@@ -67,11 +67,12 @@ class Tool(enum.StrEnum):
     CLOUD_CERT = "cloud_cert"
     DEVICE_TEE_KEY = "device_tee_key"
     HARDWARE_CERT = "hardware_cert"
+    MTLS_CERT = "mtls_cert"  # a verified TLS client certificate: possession, no transaction signed
 
 
 DEFAULT_TIERS: dict[str, list[str]] = {
     "T1": ["pwd", "biometric"],
-    "T2": ["pwd+sms", "biometric+bound_device"],
+    "T2": ["pwd+sms", "biometric+bound_device", "mtls_cert+pwd"],
     "T3": ["sms_armor", "totp", "fido_uv"],
     "T4": ["cloud_cert+pin", "cloud_cert+biometric", "device_tee_key+biometric", "fido_uv_not_synced"],
     "T5": ["hardware_cert+pin"],
@@ -93,6 +94,7 @@ DEFAULT_AMR: dict[Tool, tuple[str, ...]] = {
     Tool.CLOUD_CERT: ("swk", "pin"),
     Tool.DEVICE_TEE_KEY: ("hwk",),
     Tool.HARDWARE_CERT: ("hwk", "pin"),
+    Tool.MTLS_CERT: ("swk",),
 }
 
 # RFC 8176 methods by authentication factor, for the "mfa" value.

@@ -49,7 +49,7 @@ async def begin_tool(request: Request) -> Response:
     svc, challenge, tool = await _session_and_challenge(request, now)
     await svc.tool_lockout.check(challenge.user_id, tool, now)
     options, state = await svc.stepup_tools[tool].begin(
-        StepUpContext(svc, challenge, now), _json_body_or_empty(request))
+        StepUpContext(svc, challenge, now, request.scope), _json_body_or_empty(request))
     challenge.states[tool] = state
     await svc.challenges.save(challenge, now)
     return json_response({"challenge_id": challenge.challenge_id, "tool": tool, **options})
@@ -98,7 +98,7 @@ async def complete_tool(request: Request) -> Response:
     # Counted as a failure until it succeeds, so racing guesses cannot exceed the limit.
     await svc.tool_lockout.attempt(challenge.user_id, tool, now)
     try:
-        result: FactorResult = await adapter.complete(StepUpContext(svc, challenge, now), state,
+        result: FactorResult = await adapter.complete(StepUpContext(svc, challenge, now, request.scope), state,
                                                       _json_body_or_empty(request))
     except VerificationFailed:
         await _failed_step_up(svc, challenge, tool, now)

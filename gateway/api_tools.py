@@ -130,13 +130,17 @@ async def remove_tool(request: Request) -> Response:
     tool = request.path_params["tool"]
     adapter = _adapter(svc, tool)
     cred_id = request.path_params["cred_id"]
-    if await svc.credentials.get(session.user_id, tool, cred_id) is None:
+    doc = await svc.credentials.get(session.user_id, tool, cred_id)
+    if doc is None:
         raise NotEnrolled("no such credential is enrolled")
     await require_tier(svc, session=session, device=device,
                        txn=Transaction(action=f"remove_{tool}", payee=cred_id[:64]),
                        required=max(REMOVE_TIER, adapter.enrol_tier or 0),
                        headers=request.scope["riskgate.headers"], now=now)
     await svc.credentials.delete(session.user_id, tool, cred_id)
+    on_removed = getattr(adapter, "on_removed", None)  # certificates: revoke, so the CRL says so
+    if on_removed is not None:
+        await on_removed(svc, session.user_id, cred_id, doc, now)
     return json_response({"status": "removed", "tool": tool, "id": cred_id})
 
 

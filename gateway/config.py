@@ -328,6 +328,10 @@ class TlsConfig:
     client_ca_file: str = ""
     client_cert_required: bool = False
     hsts_max_age: int = 31_536_000
+    # Behind a TLS-terminating proxy: the header carrying the verified client
+    # certificate (URL-encoded PEM), believed only from these comma-separated addresses.
+    client_cert_header: str = ""
+    trusted_proxies: str = ""
 
     @property
     def enabled(self) -> bool:

@@ -94,6 +94,11 @@ class CertificateTool:
         self.enrol_tier = enrol_tier
         self._pki: tuple[Services, PkiStore] | None = None
 
+    async def on_removed(self, svc: Services, user_id: str, cred_id: str, doc: Mapping[str, object],
+                         now: float) -> None:
+        """A certificate the customer removed is revoked too, so the CRL says so."""
+        await self._pki_for(svc).revoke(int(str(doc["serial"]), 16), "cessation_of_operation", now)
+
     def _pki_for(self, svc: Services) -> PkiStore:
         # One store per Services, so the parsed CA is reused between approvals.
         if self._pki is None or self._pki[0] is not svc:

@@ -51,10 +51,12 @@ def default_stepup_tools() -> dict[str, Any]:
     from gateway.stepup_biometric import BiometricTool
     from gateway.stepup_cert import CloudCertTool, HardwareCertTool
     from gateway.stepup_fido import FidoTool
+    from gateway.stepup_mtls import MtlsCertTool
     from gateway.stepup_sms import SmsTool
     from gateway.stepup_tools import PasswordTool
     from gateway.stepup_totp import TotpTool
 
     tools: list[Any] = [PasswordTool(), SmsTool("sms"), SmsTool("sms_armor"), TotpTool(),
-                        BiometricTool(), FidoTool(), CloudCertTool(), HardwareCertTool()]
+                        BiometricTool(), FidoTool(), CloudCertTool(), HardwareCertTool(),
+                        MtlsCertTool()]
     return {tool.name: tool for tool in tools}

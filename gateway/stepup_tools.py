@@ -7,8 +7,8 @@ layout, and this module is the only place that knows both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from auth_tools.dynamic_linking import format_amount
 from auth_tools.errors import BadToolInput, VerificationFailed
@@ -34,6 +34,8 @@ class StepUpContext:
     services: Services
     challenge: Challenge
     now: float
+    # The ASGI scope of the HTTP request (the mTLS client certificate lives there).
+    scope: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def user_id(self) -> str:

@@ -69,7 +69,8 @@ def test_result_objects() -> None:
 
 
 def test_acceptable_combinations() -> None:
-    assert POLICY.acceptable_combinations(2, exact=True) == [["pwd", "sms"], ["biometric", "bound_device"]]
+    assert POLICY.acceptable_combinations(2, exact=True) == [["pwd", "sms"], ["biometric", "bound_device"],
+                                                             ["mtls_cert", "pwd"]]
     assert POLICY.acceptable_combinations(5) == [["hardware_cert", "pin"]]
     t3 = POLICY.acceptable_combinations(3)
     assert t3[:3] == [["sms_armor"], ["totp"], ["fido_uv"]]

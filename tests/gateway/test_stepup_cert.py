@@ -209,7 +209,7 @@ async def test_revoked_certificate_is_refused_and_listed_in_the_crl(harness, adm
     assert (await admin.post("/admin/certificates/abcdef/revoke")).status_code == 404
 
 
-async def test_removed_certificate_is_refused(harness, tmp_path) -> None:
+async def test_removed_certificate_is_refused(harness, admin, tmp_path) -> None:
     client = await customer(harness)
     phone = Keystore(tmp_path, "phone")
     cred = await enrol_cloud_cert(client, harness, phone)
@@ -221,6 +221,10 @@ async def test_removed_certificate_is_refused(harness, tmp_path) -> None:
     refused = await complete(client, cid, "cloud_cert", phone.answer(begun))
     assert refused.status == 401 and refused.error == "credential_revoked"
     assert (await begin(client, cid, "cloud_cert")).error == "not_enrolled"
+    # Removing it revoked it: the published CRL lists it (openssl reads the CRL).
+    (tmp_path / "crl.der").write_bytes((await admin.get("/pki/crl")).content)
+    text = openssl("crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text", cwd=tmp_path).decode()
+    assert cred["serial"].upper().lstrip("0") in text.replace(":", "").upper()
 
 
 async def test_hardware_key_issued_at_the_branch_approves_2m(harness, admin, tmp_path) -> None:
