@@ -116,7 +116,8 @@ def main() -> None:
           f"duration={opts.duration:.0f}s cpus={os.cpu_count()}")
     print(f"  {total / opts.duration:,.0f} reserve+commit/s   "
           f"p50 {statistics.median(latencies) * 1e3:.2f} ms   p99 {p99 * 1e3:.2f} ms")
-    print("  through the gateway: n/a (limits stage not wired into the gateway yet)")
+    print("  through the gateway: not measured by this script (transfers through riskgate need one"
+          " signed device per few hundred transfers; not built yet)")
 
 
 if __name__ == "__main__":
