@@ -241,13 +241,28 @@ class StepUpConfig:
 
 @dataclass(frozen=True, slots=True)
 class RiskConfig:
-    """Risk scoring: how much a step-up outcome teaches the model (a weak label)."""
+    """Risk scoring: how much a step-up outcome teaches the model (a weak label), and
+    the cap on money movement at high risk."""
 
     step_up_label_weight: float = 0.2
+    # At high risk a money movement moves two tiers up and may not exceed this (CNY).
+    high_risk_cap: str = "50000.00"
 
     def validate(self) -> None:
         _require("risk.step_up_label_weight", 0.0 < self.step_up_label_weight <= 1.0,
                  "must be in (0, 1]")
+        from auth_tools.dynamic_linking import InvalidAmount, parse_amount
+
+        try:
+            parse_amount(self.high_risk_cap)
+        except InvalidAmount as exc:
+            raise ConfigError("risk.high_risk_cap", str(exc)) from exc
+
+    @property
+    def high_risk_cap_fen(self) -> int:
+        from auth_tools.dynamic_linking import parse_amount
+
+        return parse_amount(self.high_risk_cap)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,12 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
                                   account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
                                   to_others=to_others, device_since=device_since)
             d.base_tier = int(check.required_tier)
+            cap = svc.config.risk.high_risk_cap_fen
+            if risk.level is RiskLevel.HIGH and txn.amount > cap:  # type: ignore[union-attr]
+                # High risk: two tiers up *and* the limit capped, whatever the tools.
+                raise Forbidden("limit_exceeded", "at this risk level the amount is capped", extra={
+                    "window": "transaction", "cap": "risk_high", "limit": _cny(cap),
+                    "remaining": _cny(cap), "allowed_by": None, "tools": []})
             if check.notice_required and headers.get(b"x-large-transfer-notice") != b"confirmed":
                 # Asked before any step-up, so an approval is never spent on it.
                 raise LargeTransferNoticeRequired(svc.limits.large_notice_daily)
@@ -167,6 +173,10 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
         }) from exc
     except LimitsError:
         finish(svc, d, Outcome.LIMIT_EXCEEDED, now=now)
+        raise
+    except Forbidden as exc:  # the high-risk cap, a device capped below the tier
+        finish(svc, d, Outcome.LIMIT_EXCEEDED if exc.code == "limit_exceeded" else Outcome.BLOCKED,
+               now=now)
         raise
     d.latencies_ms["decide"] = _ms(t0)
     return d

@@ -88,3 +88,20 @@ async def test_a_block_rule_published_by_an_analyst_applies_within_a_second(gate
     assert (refused.status, refused.error) == (403, "risk_blocked")
     assert len(echo.requests) == 1
     assert (await gw.services.reservations.spent("alice", now=time.time())).day == 10_00
+
+
+async def test_high_risk_moves_two_tiers_up_and_caps_the_amount(gateway_factory, echo_upstream):
+    echo, url = echo_upstream
+    gw = await gateway_factory(rules="default", upstream={"url": url})
+    client = await _customer(gw)
+    high = Rule("analyst_watch", "moves_money", RuleEffect.MIN_LEVEL, "account under watch",
+                level=RiskLevel.HIGH)
+    await gw.services.risk.rule_store.publish(RuleSet((high,)), author="analyst-1",
+                                              reason="watch list", now=time.time())
+    await asyncio.sleep(1.0)
+    small = (await _transfer(client, "800.00")).json()
+    assert small["required_tier"] == "T3"  # T1 by amount, two up
+    capped = await _transfer(client, "60000.00")
+    doc = capped.json()
+    assert (capped.status, doc["error"], doc["cap"]) == (403, "limit_exceeded", "risk_high")
+    assert doc["limit"] == "50000.00" and echo.requests == []
