@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from auth_tools.dynamic_linking import Transaction, format_amount
+from auth_tools.tier_policy import amr_for
 from device_fingerprint.registry import Device, DeviceStatus, user_tag
 from gateway.accounts import AccountDirectory
 from gateway.device_binding import complete_binding
@@ -26,6 +27,7 @@ from gateway.route_policy import MatchedRoute
 from gateway.services import Services
 from gateway.sessions import Session
 from gateway.stepup_gate import APPROVAL_HEADER, Reached, require_tier
+from gateway.stepup_sms import PHONE_TOOL
 from limits import (
     LargeTransferNoticeRequired,
     LimitExceeded,
@@ -54,6 +56,31 @@ class Decision:
     limit_claim: dict[str, object] | None = None
     latencies_ms: dict[str, float] = field(default_factory=dict)
     device: Device | None = None  # as it is after this request (bound by its approval, say)
+
+
+# What each enrolled tool can prove at best (a FIDO key with user verification,
+# not synced; a biometric key; a certificate key unlocked by its PIN).
+_BEST_AMR: dict[str, tuple[str, ...]] = {
+    "fido": ("hwk", "user"), "biometric": ("hwk", "user", "fpt"),
+    "cloud_cert": ("swk", "pin"), "hardware_cert": ("hwk", "pin"),
+}
+
+
+async def reachable_tier(svc: Services, user: str, device: Device) -> int:
+    """The highest tier this customer could reach with the tools they hold, on this device.
+
+    A money movement over every limit up to that tier is refused at once
+    (403 limit_exceeded naming the tier that would allow it) rather than
+    answered with a challenge no tool of theirs could pass.
+    """
+    counts = await svc.credentials.tools_of(user, [*svc.stepup_tools, PHONE_TOOL])
+    held = ["pwd", *(("sms", "sms_armor") if counts.get(PHONE_TOOL) else ()),
+            *(t for t in counts if t in svc.stepup_tools and t not in ("pwd", "sms", "sms_armor"))]
+    completed = {t: {"amr": list(_BEST_AMR.get(t, amr_for(t)))} for t in held}
+    present = ("bound_device",) if device.status is DeviceStatus.BOUND else ()
+    # A device capped below this (emulator, hooking) is refused by the step-up gate
+    # with its own error, device_tier_capped.
+    return svc.tier_policy.satisfied_tier(completed, present=present)
 
 
 def queue_user_rows(svc: Services, pipe, user: str) -> None:  # noqa: ANN001 - a redis pipeline
@@ -122,17 +149,18 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
     settings = await svc.user_limits.get(user) if moves_money else None
     try:
         if moves_money:
-            spent = await svc.reservations.spent(user, now=now)
-            check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr]
-                                  account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
-                                  to_others=to_others, device_since=device_since)
-            d.base_tier = int(check.required_tier)
             cap = svc.config.risk.high_risk_cap_fen
             if risk.level is RiskLevel.HIGH and txn.amount > cap:  # type: ignore[union-attr]
                 # High risk: two tiers up *and* the limit capped, whatever the tools.
                 raise Forbidden("limit_exceeded", "at this risk level the amount is capped", extra={
                     "window": "transaction", "cap": "risk_high", "limit": _cny(cap),
                     "remaining": _cny(cap), "allowed_by": None, "tools": []})
+            spent = await svc.reservations.spent(user, now=now)
+            check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr]
+                                  account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
+                                  to_others=to_others, device_since=device_since,
+                                  max_tier=Tier(await reachable_tier(svc, user, device)))
+            d.base_tier = int(check.required_tier)
             if check.notice_required and headers.get(b"x-large-transfer-notice") != b"confirmed":
                 # Asked before any step-up, so an approval is never spent on it.
                 raise LargeTransferNoticeRequired(svc.limits.large_notice_daily)

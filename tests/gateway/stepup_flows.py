@@ -100,3 +100,25 @@ async def remove(client: MobileClient, harness, tool: str, cred_id: str) -> ApiR
     first = await client.call("DELETE", path)
     token = await approve_with_sms_armor(client, harness, challenge_of(first)["challenge_id"])
     return await client.call("DELETE", path, headers={"X-Approval-Token": token})
+
+
+async def hold_hardware_key(harness, user_id: str = "alice") -> None:
+    """The branch issues the customer a hardware key (as POST /admin/users/{id}/hardware-cert
+    does), so T5 is within their reach and a T5 challenge is answered, not refused."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from auth_tools.certificate import CertificateProfile
+    from gateway.stepup_cert import issue
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "usb key")]))
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    svc = harness.services
+    tool = svc.stepup_tools["hardware_cert"]
+    enrolled = await issue(svc, CertificateProfile.HARDWARE, csr, user_id=user_id, device_id="",
+                           now=time.time(), describe=tool.describe)
+    await svc.credentials.put(user_id, "hardware_cert", enrolled.cred_id, enrolled.doc)

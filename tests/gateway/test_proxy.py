@@ -139,6 +139,16 @@ async def test_large_transfer_needs_step_up_and_is_not_forwarded(gateway_factory
     echo, url = echo_upstream
     gw = await gateway_factory(upstream={"url": url})
     phone = await gw.enrolled()
+    # With only a password, T1 (1,000) is as far as this customer can go: refused outright.
+    resp = await phone.transfer("6222020000000001", "6222020000000003", "1000.01")
+    assert (resp.status, resp.error) == (403, "limit_exceeded")
+    assert resp.json()["allowed_by"] == "T2" and ["pwd", "sms"] in resp.json()["tools"]
+    # With a reserved phone on file, SMS is within reach: a step-up challenge.
+    import time
+
+    from gateway.stepup_sms import set_reserved_phone
+
+    await set_reserved_phone(gw.services, "alice", "+8613912345678", time.time())
     resp = await phone.transfer("6222020000000001", "6222020000000003", "1000.01")
     assert (resp.status, resp.error) == (401, "insufficient_user_authentication")
     assert echo.requests == []

@@ -25,6 +25,7 @@ from tests.gateway.stepup_flows import (
     complete,
     customer,
     enrol,
+    hold_hardware_key,
     remove,
     transfer,
 )
@@ -145,6 +146,7 @@ async def test_replayed_signature_is_refused(harness, tmp_path) -> None:
     client = await customer(harness)
     phone = Keystore(tmp_path, "phone")
     await enrol_cloud_cert(client, harness, phone)
+    await hold_hardware_key(harness)  # T5 within reach: a challenge, not a refusal
     # 2,000,000 needs T5: the cloud certificate alone leaves the challenge pending.
     cid = challenge_of(await transfer(client, "2000000.00"))["challenge_id"]
     begun = (await begin(client, cid, "cloud_cert")).json()

@@ -29,6 +29,7 @@ from tests.gateway.stepup_flows import (
     complete,
     customer,
     enrol,
+    hold_hardware_key,
     remove,
     transfer,
 )
@@ -132,6 +133,7 @@ async def test_wrong_signature_and_foreign_key_are_refused(harness) -> None:
 async def test_replayed_assertion_is_refused_without_flagging_the_key(harness) -> None:
     key = SoftAuthenticator()
     client, _cred = await registered(harness, key)
+    await hold_hardware_key(harness)  # T5 within reach: a challenge, not a refusal
     cid = challenge_of(await transfer(client, "2000000.00"))["challenge_id"]  # T5: FIDO stays pending
     response = {"response": key.get((await begin(client, cid, "fido")).json()["publicKey"], ORIGIN)}
     assert (await complete(client, cid, "fido", response)).json()["status"] == "pending"

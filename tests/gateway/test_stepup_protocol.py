@@ -233,8 +233,8 @@ async def test_totp_enrolled_through_the_api_approves_with_an_oathtool_code(gate
     assert "otp" in done.json()["amr"]
     assert (await _transfer(client, "40000.00", approval=done.json()["approval_token"])).status == 200
 
-    # The same code cannot approve a second transfer.
-    second = (await _transfer(client, "40000.00")).json()
+    # The same code cannot approve a second transfer (45,000 today: still T3).
+    second = (await _transfer(client, "5000.00")).json()
     await stepup.begin_tool(client, second["challenge_id"], "totp")
     replay = await stepup.complete_tool(client, second["challenge_id"], "totp", {"code": code})
     assert replay.status == 401 and replay.error in {"replayed", "totp_code_reused"}
