@@ -57,7 +57,7 @@ from gateway.stepup_setup import (
 from gateway.tls_serving import HstsMiddleware
 from gateway.users import UserStore
 from limits import ReservationStore, UserLimitStore
-from risk_engine import RiskEngine
+from risk_engine import RiskEngine, RiskThresholds
 
 __all__ = ["build_services", "create_app"]
 
@@ -112,7 +112,10 @@ async def build_services(config: Config) -> Services:
         reservations=ReservationStore(redis, limits_config),
         user_limits=UserLimitStore(redis, limits_config),
         accounts=AccountDirectory(redis),
-        risk=RiskEngine(redis, model_key=derive_key(kek, "model-snapshot")),
+        risk=RiskEngine(redis, model_key=derive_key(kek, "model-snapshot"),
+                        thresholds=RiskThresholds(medium=config.risk.medium, high=config.risk.high,
+                                                  block=config.risk.block,
+                                                  min_labels=config.risk.min_labels)),
         derived_keys={purpose: derive_key(kek, purpose) for purpose in DERIVED_KEY_PURPOSES},
         stepup_tools=guard_sms_tools(default_stepup_tools()),
         recognition=DeviceRecognition(redis, registry, config.device, limits_config),

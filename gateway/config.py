@@ -247,10 +247,18 @@ class RiskConfig:
     step_up_label_weight: float = 0.2
     # At high risk a money movement moves two tiers up and may not exceed this (CNY).
     high_risk_cap: str = "50000.00"
+    # Score thresholds of the levels (rules' scores plus the model's probability).
+    medium: float = 0.5
+    high: float = 0.7
+    block: float = 0.9
+    min_labels: int = 500  # the model contributes nothing until it has learned this many
 
     def validate(self) -> None:
         _require("risk.step_up_label_weight", 0.0 < self.step_up_label_weight <= 1.0,
                  "must be in (0, 1]")
+        _require("risk.medium", 0.0 < self.medium < self.high < self.block <= 1.0,
+                 "thresholds must rise: 0 < medium < high < block <= 1")
+        _require("risk.min_labels", self.min_labels >= 0, "must not be negative")
         from auth_tools.dynamic_linking import InvalidAmount, parse_amount
 
         try:
