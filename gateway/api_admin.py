@@ -16,25 +16,36 @@ from gateway.services import Services
 from gateway.stepup_sms import set_reserved_phone
 from limits.account_classes import AccountClass
 
-__all__ = ["create_user", "require_admin"]
+__all__ = ["create_user", "require_admin", "require_token"]
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,20}$")
 _ACCOUNT_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
-def require_admin(request: Request) -> Services:
+def require_token(request: Request, expected: str, *, name: str, config_key: str) -> Services:
+    """Check ``Authorization: Bearer <token>`` against a configured service token.
+
+    Off (404 ``<name>_api_disabled``) while the token is empty; compared in
+    constant time (over SHA-256, so lengths do not leak either).
+    """
     svc: Services = request.app.state.services
-    expected = svc.config.admin.token
     if not expected:
-        raise NotFound("admin_disabled", "the admin API is disabled (admin.token is empty)")
+        raise NotFound(f"{name}_api_disabled" if name != "admin" else "admin_disabled",
+                       f"the {name} API is disabled ({config_key} is empty)")
     raw = request.scope["riskgate.headers"].get(b"authorization", b"").decode("latin-1")
     scheme, _, token = raw.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("admin_token_required", "the admin API needs Authorization: Bearer <admin token>")
+        raise Unauthorized(f"{name}_token_required",
+                           f"the {name} API needs Authorization: Bearer <{name} token>")
     if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).digest(),
                                hashlib.sha256(expected.encode()).digest()):
-        raise Forbidden("admin_token_invalid", "the admin token is wrong")
+        raise Forbidden(f"{name}_token_invalid", f"the {name} token is wrong")
     return svc
+
+
+def require_admin(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return require_token(request, svc.config.admin.token, name="admin", config_key="admin.token")
 
 
 async def create_user(request: Request) -> Response:

@@ -13,8 +13,6 @@ token is empty.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 
 from starlette.requests import Request
@@ -22,9 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from device_fingerprint.errors import SimSwapReportInvalid
+from gateway.api_admin import require_token
 from gateway.api_auth import _json_body, json_response
 from gateway.device_errors import UnknownUser
-from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from gateway.errors import BadRequest
 from gateway.services import Services
 
 __all__ = ["ROUTES", "require_carrier"]
@@ -32,17 +31,8 @@ __all__ = ["ROUTES", "require_carrier"]
 
 def require_carrier(request: Request) -> Services:
     svc: Services = request.app.state.services
-    expected = svc.config.device.carrier_token
-    if not expected:
-        raise NotFound("carrier_api_disabled", "the SIM-swap report API is off (device.carrier_token is empty)")
-    raw = request.scope["riskgate.headers"].get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = raw.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("carrier_token_required", "this API needs Authorization: Bearer <carrier token>")
-    if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).digest(),
-                               hashlib.sha256(expected.encode()).digest()):
-        raise Forbidden("carrier_token_invalid", "the carrier token is wrong")
-    return svc
+    return require_token(request, svc.config.device.carrier_token, name="carrier",
+                         config_key="device.carrier_token")
 
 
 async def report_sim_swap(request: Request) -> Response:

@@ -36,7 +36,8 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(receive, limit: int, declared: int | None) -> bytes:  # noqa: ANN001
+async def read_body(receive, limit: int, declared: int | None) -> bytes:  # noqa: ANN001
+    """The whole request body, or PayloadTooLarge past ``limit`` bytes (declared or read)."""
     if declared is not None and declared > limit:
         raise PayloadTooLarge()
     chunks: list[bytes] = []
@@ -84,7 +85,7 @@ class EdgeMiddleware:
 
         try:
             declared = headers.get(b"content-length")
-            body = await _read_body(receive, self.max_body_bytes(),
+            body = await read_body(receive, self.max_body_bytes(),
                                     int(declared) if declared and declared.isdigit() else None)
             scope["riskgate.body"] = body
             replayed = False

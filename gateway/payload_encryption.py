@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from device_fingerprint.errors import DeviceError
 from device_fingerprint.registry import device_key
+from gateway.asgi_edge import read_body
 from gateway.encryption_keys import ENC_ALGORITHMS, ENC_CONTENT_ALGORITHM, EncryptionKeyStore
 from gateway.errors import (
     EncryptionRequired,
@@ -260,21 +261,7 @@ class PayloadEncryption:
         return matched is not None and not matched.route.action.is_view
 
     async def _read_body(self, receive) -> bytes:  # noqa: ANN001
-        limit = self.max_body_bytes()
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+        return await read_body(receive, self.max_body_bytes(), None)
 
     @staticmethod
     async def _response_key(svc: Any, scope: dict[str, Any], device_id: bytes,
