@@ -29,6 +29,10 @@ def connect(spec: dict):
 
 async def main(job: dict) -> dict:
     client = connect(job["redis"])
+    if isinstance(client, RedisCluster):
+        # A gateway learns the slot map at startup, before it takes traffic; a
+        # cold client hit by 100 first calls at once reinitialises under them.
+        await client.initialize()
     store = ReservationStore(client, LimitsConfig())
     ledger = sqlite3.connect(job["ledger"], timeout=30, isolation_level=None)
     rng = random.Random(job["seed"])
