@@ -21,6 +21,7 @@ from gateway.accounts import AccountDirectory
 from gateway.api_admin import create_user
 from gateway.api_auth import json_response, login, logout, register_device
 from gateway.api_carrier import ROUTES as CARRIER_ROUTES
+from gateway.api_console import ROUTES as CONSOLE_ROUTES
 from gateway.api_devices import ROUTES as DEVICE_ROUTES
 from gateway.api_limits import ROUTES as LIMIT_ROUTES
 from gateway.api_pki import ROUTES as PKI_ROUTES
@@ -198,6 +199,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         *PKI_ROUTES,
         *DEVICE_ROUTES,
         *CARRIER_ROUTES,
+        *CONSOLE_ROUTES,
     ]
     app = Starlette(
         routes=routes,
