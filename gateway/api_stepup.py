@@ -100,9 +100,11 @@ async def complete_tool(request: Request) -> Response:
     try:
         result: FactorResult = await adapter.complete(StepUpContext(svc, challenge, now, request.scope), state,
                                                       _json_body_or_empty(request))
-    except VerificationFailed:
+    except VerificationFailed as exc:
+        svc.metrics.stepups.labels(tool, exc.code).inc()
         await _failed_step_up(svc, challenge, tool, now)
         raise
+    svc.metrics.stepups.labels(tool, "ok").inc()
     await svc.tool_lockout.record_success(challenge.user_id, tool)
 
     challenge.completed[tool] = {"amr": list(result.amr), "max_tier": result.max_tier, "at": now,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,7 +39,7 @@ from gateway.decision_writer import DecisionWriter
 from gateway.device_binding import BindingAwareDeviceCheck
 from gateway.device_recognition import DeviceRecognition
 from gateway.encryption_keys import EncryptionKeyStore
-from gateway.errors import MethodNotAllowed, NotFound
+from gateway.errors import Forbidden, MethodNotAllowed, NotFound, Unauthorized
 from gateway.payload_encryption import PayloadEncryption
 from gateway.pipeline import ProxyPipeline
 from gateway.proxy import UpstreamClient
@@ -148,8 +150,25 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     svc: Services = request.app.state.services
-    ok = await svc.redis_runtime.ping()
-    return json_response({"status": "ready" if ok else "redis_unavailable"}, status=200 if ok else 503)
+    redis_ok, upstream_ok = await asyncio.gather(svc.redis_runtime.ping(), svc.upstream.reachable())
+    status = ("ready" if redis_ok and upstream_ok
+              else "redis_unavailable" if not redis_ok else "upstream_unavailable")
+    return json_response({"status": status, "redis": redis_ok, "upstream": upstream_ok},
+                         status=200 if status == "ready" else 503)
+
+
+async def metrics(request: Request) -> Response:
+    svc: Services = request.app.state.services
+    token = svc.config.server.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 token.encode()):
+            raise Unauthorized("metrics_token_required", "GET /metrics needs the metrics bearer token")
+    elif request.client is None or request.client.host not in ("127.0.0.1", "::1"):
+        raise Forbidden("metrics_loopback_only",
+                        "without server.metrics_token, /metrics answers loopback clients only")
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -186,6 +205,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/devices", register_device, methods=["POST"]),
         Route("/auth/login", login, methods=["POST"]),
@@ -207,7 +227,8 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
                     Middleware(PayloadEncryption, services=lambda: holder["svc"],
                                max_body_bytes=lambda: config.server.max_body_bytes),
                     Middleware(EdgeMiddleware, pipeline=pipeline,
-                               max_body_bytes=lambda: config.server.max_body_bytes)],
+                               max_body_bytes=lambda: config.server.max_body_bytes,
+                               metrics=lambda: holder["svc"].metrics if "svc" in holder else None)],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
         lifespan=lifespan,
     )

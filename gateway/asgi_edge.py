@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -20,12 +21,16 @@ from redis.exceptions import RedisError
 from auth_tools.errors import AuthToolError
 from device_fingerprint.errors import DeviceError
 from gateway.errors import GatewayError, PayloadTooLarge, status_for
+from gateway.log_format import current_request_id
+from gateway.metrics import GatewayMetrics
 from limits.errors import LimitsError
 
 __all__ = ["EdgeMiddleware"]
 
 log = logging.getLogger("riskgate.edge")
+access_log = logging.getLogger("riskgate.access")
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+_KINDS = frozenset({"v1", "auth", "admin", "console", "devices", "tools", "limits", "pki"})
 _KNOWN_ERRORS: tuple[type[BaseException], ...] = (GatewayError, DeviceError, AuthToolError,
                                                    LimitsError)
 
@@ -58,8 +63,10 @@ async def read_body(receive, limit: int, declared: int | None) -> bytes:  # noqa
 
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, *, pipeline: ASGIApp, max_body_bytes: Callable[[], int],
-                 extra_errors: tuple[type[BaseException], ...] = ()) -> None:
+                 extra_errors: tuple[type[BaseException], ...] = (),
+                 metrics: Callable[[], GatewayMetrics | None] = lambda: None) -> None:
         self.app = app
+        self.metrics = metrics
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
         self.known_errors = _KNOWN_ERRORS + extra_errors
@@ -75,12 +82,15 @@ class EdgeMiddleware:
         scope["riskgate.headers"] = headers
         started = False
         rid = request_id.encode()
+        t0 = time.perf_counter()
+        token = current_request_id.set(request_id)
 
         async def send_with_id(message) -> None:  # noqa: ANN001
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+                self._observe(scope, message["status"], t0)
             await send(message)
 
         try:
@@ -106,6 +116,8 @@ class EdgeMiddleware:
                 raise
             if isinstance(exc, RedisError):
                 # Fail closed: without its state the gateway decides nothing.
+                if (m := self.metrics()) is not None:
+                    m.redis_errors.inc()
                 log.error("Redis unavailable (request %s): %s", request_id, exc)
                 status = 503
                 extra_headers = [("retry-after", "1")]
@@ -130,6 +142,22 @@ class EdgeMiddleware:
                             *((k.encode(), v.encode()) for k, v in extra_headers)],
             })
             await send_with_id({"type": "http.response.body", "body": body})
+        finally:
+            current_request_id.reset(token)
+
+    def _observe(self, scope, status: int, t0: float) -> None:  # noqa: ANN001
+        elapsed = time.perf_counter() - t0
+        path: str = scope["path"]
+        if access_log.isEnabledFor(logging.INFO):
+            # the request id comes from the context (gateway.log_format)
+            access_log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed * 1000)
+        m = self.metrics()
+        if m is None:
+            return
+        first = path.split("/", 2)[1] if path.count("/") else ""
+        kind = first if first in _KINDS else "other"
+        m.responses.labels(str(status), kind).inc()
+        m.request_seconds.labels(kind).observe(elapsed)
 
     @staticmethod
     def _error_body(exc: BaseException) -> bytes:

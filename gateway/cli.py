@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides={"tls": tls})
     uvicorn.run(create_app(config), host=config.server.host, port=config.server.port,
                 log_level=args.log_level, access_log=False, proxy_headers=False,
+                log_config=None,  # keep the JSON lines set up in main()
                 **uvicorn_tls_options(config.tls))
     return 0
 
@@ -65,6 +66,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     data_dir = Path(args.data_dir) if args.data_dir else None
+    if args.log_level.lower() != "debug":
+        # The demo narrates each request itself; access lines would only interleave with it.
+        logging.getLogger("riskgate.access").setLevel(logging.WARNING)
     try:
         return asyncio.run(run_demo(once=args.once, gateway_port=args.port,
                                     upstream_port=args.upstream_port, data_dir=data_dir))
@@ -202,10 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from gateway.config import ConfigError
+    from gateway.log_format import configure_logging
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    configure_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

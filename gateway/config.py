@@ -58,6 +58,8 @@ class ServerConfig:
     data_dir: str = "./data"
     max_body_bytes: int = 1_048_576
     public_url: str = ""
+    # Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only.
+    metrics_token: str = ""
 
     def validate(self) -> None:
         _require("server.port", 0 <= self.port <= 65535, "must be a TCP port (0-65535)")

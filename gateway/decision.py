@@ -221,6 +221,9 @@ def finish(svc: Services, d: Decision, outcome: str, *, now: float, completed: b
         latencies_ms=d.latencies_ms)
 
     svc.decision_writer.put(event)
+    svc.metrics.observe_decision(
+        outcome=outcome, tier=event.session_tier, level=d.risk.level.value, action=d.facts.action,
+        score=d.risk.score, model_version=d.risk.model_version, latencies_ms=d.latencies_ms)
     # A challenged request comes back with its approval: count it once, then.
     if outcome == Outcome.STEP_UP or not _history_due(d.facts, now):
         return

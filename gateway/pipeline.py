@@ -108,12 +108,15 @@ class ProxyPipeline:
         ), now)
         try:
             resp = await self._upstream(svc, scope, headers, body, token_str)
-        except BaseException:
+        except BaseException as exc:
+            svc.metrics.upstream_errors.labels(getattr(exc, "code", type(exc).__name__)).inc()
             if d.reservation is not None:
                 await _settle(svc, d.reservation, ok=False, now=self._clock())
             finish(svc, d, Outcome.UPSTREAM_ERROR, now=now)
             raise
         ok = 200 <= resp.status < 300
+        if resp.status >= 500:
+            svc.metrics.upstream_errors.labels(f"status_{resp.status}").inc()
         if d.reservation is not None:
             await _settle(svc, d.reservation, ok=ok, now=self._clock())
         finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 
@@ -45,6 +48,19 @@ class UpstreamClient:
             connector=connector, timeout=self._timeout, auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         )
+
+    async def reachable(self) -> bool:
+        """Whether a TCP (or TLS) connection to the upstream opens within the connect timeout."""
+        url = URL(self.base_url)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.host, url.port), self._timeout.sock_connect)
+        except (TimeoutError, OSError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     async def close(self) -> None:
         if self._session is not None:

@@ -17,6 +17,7 @@ from gateway.config import Config
 from gateway.credentials import CredentialStore
 from gateway.device_check import DeviceCheck
 from gateway.device_recognition import DeviceRecognition
+from gateway.metrics import GatewayMetrics
 from gateway.proxy import UpstreamClient
 from gateway.redis_store import RedisRuntime
 from gateway.route_policy import RoutePolicy
@@ -64,6 +65,7 @@ class Services:
     enc_keys: Any = None
     # Device recognition, binding, SIM-swap reports, IP regions (gateway.device_recognition).
     recognition: DeviceRecognition | None = None
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     @property
     def redis(self):  # noqa: ANN201 - redis.asyncio.Redis
