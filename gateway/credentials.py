@@ -8,6 +8,8 @@ copied to another user's key or field does not open.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from redis.asyncio import Redis
 
@@ -55,7 +57,15 @@ class CredentialStore:
     async def tools_of(self, user_id: str, tools: list[str]) -> dict[str, int]:
         """How many credentials the user has enrolled per tool (one round trip)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for tool in tools:
-                pipe.hlen(self.key(user_id, tool))
+            self.queue_tools_of(pipe, user_id, tools)
             counts = await pipe.execute()
+        return self.parse_tools_of(tools, counts)
+
+    def queue_tools_of(self, pipe: Any, user_id: str, tools: list[str]) -> None:
+        """Queue :meth:`tools_of`'s reads on a pipeline (one reply per tool)."""
+        for tool in tools:
+            pipe.hlen(self.key(user_id, tool))
+
+    @staticmethod
+    def parse_tools_of(tools: list[str], counts: list[Any]) -> dict[str, int]:
         return {tool: int(n) for tool, n in zip(tools, counts, strict=True) if n}

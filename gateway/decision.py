@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from auth_tools.dynamic_linking import Transaction, format_amount
 from auth_tools.tier_policy import amr_for
 from device_fingerprint.registry import Device, DeviceStatus, user_tag
@@ -32,8 +34,11 @@ from limits import (
     LargeTransferNoticeRequired,
     LimitExceeded,
     LimitsError,
+    LimitsUnavailable,
     Reservation,
+    Spent,
     Tier,
+    UserLimits,
     required_tier,
 )
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
@@ -66,6 +71,10 @@ _BEST_AMR: dict[str, tuple[str, ...]] = {
 }
 
 
+def _held_tools(svc: Services) -> list[str]:
+    return [*svc.stepup_tools, PHONE_TOOL]
+
+
 async def reachable_tier(svc: Services, user: str, device: Device) -> int:
     """The highest tier this customer could reach with the tools they hold, on this device.
 
@@ -73,7 +82,11 @@ async def reachable_tier(svc: Services, user: str, device: Device) -> int:
     (403 limit_exceeded naming the tier that would allow it) rather than
     answered with a challenge no tool of theirs could pass.
     """
-    counts = await svc.credentials.tools_of(user, [*svc.stepup_tools, PHONE_TOOL])
+    return reachable_tier_of(svc, await svc.credentials.tools_of(user, _held_tools(svc)), device)
+
+
+def reachable_tier_of(svc: Services, counts: dict[str, int], device: Device) -> int:
+    """:func:`reachable_tier` from the tool counts already read."""
     held = ["pwd", *(("sms", "sms_armor") if counts.get(PHONE_TOOL) else ()),
             *(t for t in counts if t in svc.stepup_tools and t not in ("pwd", "sms", "sms_armor"))]
     completed = {t: {"amr": list(_BEST_AMR.get(t, amr_for(t)))} for t in held}
@@ -87,6 +100,21 @@ def queue_user_rows(svc: Services, pipe, user: str) -> None:  # noqa: ANN001 - a
     """Queue the reads ``decide`` needs about the user: account classes, enrolment time."""
     pipe.hgetall(svc.accounts.key(user))
     pipe.hget(f"{user_tag(user)}:user", "created")
+
+
+async def _money_rows(svc: Services, user: str, now: float) -> tuple[UserLimits, Spent, dict[str, int]]:
+    """The user's own limits, today's spend and enrolled tools, in one round trip."""
+    tools = _held_tools(svc)
+    try:
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            svc.user_limits.queue_get(pipe, user)
+            svc.reservations.queue_spent(pipe, user, now=now)
+            svc.credentials.queue_tools_of(pipe, user, tools)
+            raw_settings, raw_spent, *counts = await pipe.execute()
+    except RedisError as exc:
+        raise LimitsUnavailable(f"limit counters unavailable: {exc}") from exc
+    return (svc.user_limits.parse(raw_settings), svc.reservations.parse_spent(raw_spent),
+            svc.credentials.parse_tools_of(tools, counts))
 
 
 def _ms(start: float) -> float:
@@ -146,7 +174,9 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
 
     t1 = time.perf_counter()
     to_others = txn is not None and bool(txn.payee) and txn.payee not in accounts
-    settings = await svc.user_limits.get(user) if moves_money else None
+    settings = spent = tool_counts = None
+    if moves_money:
+        settings, spent, tool_counts = await _money_rows(svc, user, now)
     try:
         if moves_money:
             cap = svc.config.risk.high_risk_cap_fen
@@ -155,11 +185,10 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
                 raise Forbidden("limit_exceeded", "at this risk level the amount is capped", extra={
                     "window": "transaction", "cap": "risk_high", "limit": _cny(cap),
                     "remaining": _cny(cap), "allowed_by": None, "tools": []})
-            spent = await svc.reservations.spent(user, now=now)
-            check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr]
+            check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr,arg-type]
                                   account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
                                   to_others=to_others, device_since=device_since,
-                                  max_tier=Tier(await reachable_tier(svc, user, device)))
+                                  max_tier=Tier(reachable_tier_of(svc, tool_counts, device)))  # type: ignore[arg-type]
             d.base_tier = int(check.required_tier)
             if check.notice_required and headers.get(b"x-large-transfer-notice") != b"confirmed":
                 # Asked before any step-up, so an approval is never spent on it.

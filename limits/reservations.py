@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -122,11 +122,19 @@ class ReservationStore:
 
     async def spent(self, user_id: str, *, now: float) -> Spent:
         """What the user has spent (committed + reserved) today and this year."""
+        return self.parse_spent(await self._call(lambda: self._mget_spent(self._redis, user_id, now)))
+
+    def queue_spent(self, pipe: Any, user_id: str, *, now: float) -> None:
+        """Queue the read of :meth:`spent` on a pipeline; :meth:`parse_spent` reads its reply."""
+        self._mget_spent(pipe, user_id, now)
+
+    def _mget_spent(self, client: Any, user_id: str, now: float) -> Any:
         keys = UserKeys(user_id)
         periods = periods_at(now, self._config.tz)
-        values = await self._call(lambda: self._redis.mget(
-            keys.day(periods.day), keys.year(periods.year), keys.day_to_others(periods.day)
-        ))
+        return client.mget(keys.day(periods.day), keys.year(periods.year), keys.day_to_others(periods.day))
+
+    @staticmethod
+    def parse_spent(values: Sequence[Any]) -> Spent:
         day, year, others = (int(v or 0) for v in values)
         return Spent(day=day, year=year, day_to_others=others)
 

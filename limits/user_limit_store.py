@@ -31,11 +31,19 @@ class UserLimitStore:
         self._set = client.register_script(SET_SETTING)
 
     async def get(self, user_id: str) -> UserLimits:
-        keys = UserKeys(user_id)
         try:
-            raw = await self._redis.hgetall(keys.settings())
+            raw = await self._redis.hgetall(UserKeys(user_id).settings())
         except redis.exceptions.RedisError as exc:
             raise LimitsUnavailable(f"limit settings unavailable: {exc}") from exc
+        return self.parse(raw)
+
+    @staticmethod
+    def queue_get(pipe: Any, user_id: str) -> None:
+        """Queue the read of :meth:`get` on a pipeline; :meth:`parse` reads its reply."""
+        pipe.hgetall(UserKeys(user_id).settings())
+
+    @staticmethod
+    def parse(raw: dict[Any, Any]) -> UserLimits:
         fields = {_text(k): int(_text(v)) for k, v in raw.items()}
         return UserLimits(**{s.value: fields.get(s.value) for s in LimitSetting})
 
