@@ -29,7 +29,7 @@ import secrets
 from dataclasses import dataclass, replace
 
 import orjson
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -142,7 +142,7 @@ def load_public_key(key: str | dict[str, object]) -> ec.EllipticCurvePublicKey:
     if isinstance(key, str) and key.lstrip().startswith("-----BEGIN"):
         try:
             public = serialization.load_pem_public_key(key.encode())
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise BiometricKeyUnsupported() from exc
     else:
         public = _load_jwk(key)

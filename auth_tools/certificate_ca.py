@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -187,9 +188,9 @@ def issue_from_csr(
     if not subject_user_id or len(subject_user_id) > 64:
         raise BadToolInput("the user id must be 1 to 64 characters")
     csr = _load_csr(csr_pem)
-    if not csr.is_signature_valid:
+    if not _csr_key_read(lambda: csr.is_signature_valid):
         raise CsrInvalid("the certificate request signature does not verify")
-    public_key = csr.public_key()
+    public_key = _csr_key_read(csr.public_key)
     _check_key(public_key)
     if serial is None:
         serial = x509.random_serial_number()
@@ -244,8 +245,18 @@ def _load_csr(csr: bytes | str) -> x509.CertificateSigningRequest:
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_csr(data)
         return x509.load_der_x509_csr(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CsrInvalid() from exc
+
+
+def _csr_key_read(read):  # noqa: ANN001, ANN202
+    """``read()`` of the request's key: a damaged or unknown key surfaces only here, not at loading."""
+    try:
+        return read()
+    except UnsupportedAlgorithm as exc:
+        raise CsrKeyUnsupported() from exc
+    except ValueError as exc:
+        raise CsrInvalid("the certificate request carries an unreadable key") from exc
 
 
 def _check_key(public_key: object) -> None:

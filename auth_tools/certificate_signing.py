@@ -96,7 +96,7 @@ def load_certificate(cert: bytes | str | x509.Certificate) -> x509.Certificate:
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateMalformed() from exc
 
 

@@ -54,6 +54,7 @@ __all__ = [
 
 SIGNATURE_HEADER = "x-device-signature"
 DEVICE_ID_HEADER = "x-device-id"
+_TS_RE = re.compile(r"[0-9]{1,12}\Z")  # ASCII digits only: str.isdigit() also takes "²"
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SIG_RE = re.compile(r"^[A-Za-z0-9_-]{80,90}$")
 
@@ -95,7 +96,7 @@ def parse_signature_header(value: str | None) -> ParsedSignature:
         fields[name] = val
     if set(fields) != {"ts", "nonce", "sig"}:
         raise SignatureMalformed("the device signature needs exactly ts, nonce and sig")
-    if not fields["ts"].isdigit() or len(fields["ts"]) > 12:
+    if not _TS_RE.match(fields["ts"]):
         raise SignatureMalformed("ts must be unix seconds")
     if not _NONCE_RE.match(fields["nonce"]):
         raise SignatureMalformed("nonce must be 16-64 base64url characters")

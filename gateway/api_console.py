@@ -62,6 +62,9 @@ __all__ = ["ROUTES"]
 _OUTCOMES = frozenset(v for k, v in vars(Outcome).items() if k.isupper())
 _FEED_PAGE = 500
 _STREAM_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_SMALL_INT_RE = re.compile(r"[0-9]{1,6}\Z")
+_SEQ_RE = re.compile(r"[0-9]{1,20}\Z")
 _FEED_MAX_SCAN = 20_000  # a filter matching nothing must not read the whole stream
 
 
@@ -124,7 +127,7 @@ def _text(doc: dict[str, object], field: str) -> str:
 
 def _count(request: Request, default: int = 50) -> int:
     raw = request.query_params.get("count", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not _SMALL_INT_RE.match(raw) or not 1 <= int(raw) <= 500:
         raise BadRequest("invalid_count", "count must be between 1 and 500")
     return int(raw)
 
@@ -285,7 +288,8 @@ async def decisions_feed(request: Request) -> Response:
     svc = require_admin(request)
     wanted, count = _feed_filter(request), _count(request)
     before = request.query_params.get("before")
-    if before is not None and not _STREAM_ID_RE.match(before):
+    if before is not None and not (_STREAM_ID_RE.match(before)
+                                   and all(int(part) < 2**64 for part in before.split("-"))):
         raise BadRequest("invalid_cursor", "before must be a stream id from next_before")
     end = f"({before}" if before else "+"
     found: list[dict[str, Any]] = []
@@ -313,7 +317,7 @@ async def decisions_feed(request: Request) -> Response:
 async def audit_entries(request: Request) -> Response:
     svc = require_admin(request)
     raw = request.query_params.get("before")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not _SEQ_RE.match(raw):
         raise BadRequest("invalid_cursor", "before must be an audit seq")
     try:
         entries = await AuditTrail(svc.redis).entries(count=_count(request, 100),

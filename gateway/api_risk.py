@@ -15,6 +15,7 @@ a ``problems`` list (rule id, kind, message, line, column); nothing is written.
 
 from __future__ import annotations
 
+import re
 import time
 
 from starlette.requests import Request
@@ -132,7 +133,7 @@ async def rollback_rules(request: Request) -> Response:
 async def recent_decisions(request: Request) -> Response:
     svc = require_admin(request)
     raw = request.query_params.get("count", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= 500:  # not isdigit(): "²"
         raise BadRequest("invalid_count", "count must be between 1 and 500")
     rows = await read_decisions(svc.redis, count=int(raw), newest_first=True)
     return json_response({"decisions": [{"stream_id": sid, **_event(e)} for sid, e in rows]})

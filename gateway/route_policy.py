@@ -46,6 +46,21 @@ _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _PARAM_PATTERN = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9_.\-]{1,64}"
 
 
+def _template_regex(template: str, key: str) -> str:
+    """``^...$`` for a path template: literal text escaped, each ``{name}`` one segment."""
+    from gateway.config import ConfigError
+
+    literals = _PARAM.split(template)[0::2]
+    names = _PARAM.findall(template)
+    if any("{" in text or "}" in text for text in literals):
+        raise ConfigError(key, "path parameters are {name}: lower-case letters, digits and _")
+    if len(set(names)) != len(names):
+        raise ConfigError(key, "a path parameter appears twice")
+    groups = [f"(?P<{name}>{_PARAM_PATTERN})" for name in names] + [""]
+    return "^" + "".join(re.escape(text) + group
+                         for text, group in zip(literals, groups, strict=True)) + "$"
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     method: str
@@ -126,8 +141,7 @@ class RoutePolicy:
                                   f"unknown action (known: {', '.join(a.value for a in Action)})") from exc
             if action.moves_money and not row.amount_field:  # type: ignore[attr-defined]
                 raise ConfigError(f"{key}.amount_field", "money-moving routes must name the amount field")
-            regex = "^" + _PARAM.sub(lambda m: f"(?P<{m.group(1)}>{_PARAM_PATTERN})",
-                                     re.escape(template).replace(r"\{", "{").replace(r"\}", "}")) + "$"
+            regex = _template_regex(template, f"{key}.path")
             routes.append(Route(
                 method=method, template=template, action=action, pattern=re.compile(regex),
                 amount_field=row.amount_field, currency_field=row.currency_field,  # type: ignore[attr-defined]

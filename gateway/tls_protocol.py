@@ -128,7 +128,7 @@ def _peer_trusted(client: Any, trusted_proxies: Iterable[str]) -> bool:
 def _load_pem(pem: str) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem.encode("latin-1"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise CertificateMalformed() from exc
 
 

@@ -83,7 +83,7 @@ class LimitsConfig:
         """Raise :class:`LimitsConfigInvalid` naming the first bad key."""
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Asia", a directory
             raise LimitsConfigInvalid("limits.timezone", f"unknown timezone {self.timezone!r}") from exc
         if len(self.tiers) != len(Tier):
             raise LimitsConfigInvalid("limits.tiers", f"needs exactly {len(Tier)} tiers T0..T5")

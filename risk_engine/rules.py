@@ -90,7 +90,7 @@ class Rule:
                 level=RiskLevel(level) if level is not None else None,
                 tag=str(raw.get("tag", "")),
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise RuleSetInvalid([RuleProblem(rid, "definition", f"bad rule definition: {exc!r}")]) from exc
 
     def definition_problems(self) -> list[RuleProblem]:
@@ -143,8 +143,11 @@ class RuleSet:
                 problems.extend(exc.problems)
         if problems:
             raise RuleSetInvalid(problems)
-        return cls(tuple(rules), int(doc.get("version", 0)), str(doc.get("author", "")),
-                   str(doc.get("reason", "")), float(doc.get("published_at", 0.0)))
+        try:
+            return cls(tuple(rules), int(doc.get("version", 0)), str(doc.get("author", "")),
+                       str(doc.get("reason", "")), float(doc.get("published_at", 0.0)))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise RuleSetInvalid([RuleProblem("-", "definition", f"bad rule set header: {exc!r}")]) from exc
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RuleSet:
@@ -164,7 +167,7 @@ def load_rule_file(path: str) -> RuleSet:
     if path.endswith(".toml"):
         try:
             doc = tomllib.loads(data.decode())
-        except tomllib.TOMLDecodeError as exc:
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise RuleSetInvalid([RuleProblem("-", "syntax", f"not TOML: {exc}")]) from exc
         return RuleSet.from_document(doc)
     return RuleSet.from_json(data)
@@ -182,6 +185,11 @@ class RuleOutcome:
     allowed: bool = False
     tags: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()  # rule ids that raised at runtime (see _fails_closed)
+
+
+# What a CEL program raises at run time: a wrong type, an overflow, a missing map key
+# or list index ({"a": 1}[x], [1][i]) ...
+EVAL_ERRORS = (RuntimeError, TypeError, ValueError, ArithmeticError, LookupError)
 
 
 def _fails_closed(rule: Rule) -> bool:
@@ -234,7 +242,7 @@ class CompiledRuleSet:
         for c in self._active:
             try:
                 matched = c.program.execute(ctx) is True
-            except (RuntimeError, TypeError, ValueError, ArithmeticError):
+            except EVAL_ERRORS:
                 errors.append(c.rule.id)
                 matched = _fails_closed(c.rule)
             if not matched:
@@ -257,7 +265,7 @@ class CompiledRuleSet:
                 try:
                     if c.program.execute(ctx) is True:
                         shadow_hits.append(c.rule.id)
-                except (RuntimeError, TypeError, ValueError, ArithmeticError):
+                except EVAL_ERRORS:
                     shadow_hits.append(c.rule.id)
                     errors.append(c.rule.id)
         return RuleOutcome(tuple(hits), tuple(shadow_hits), delta, level, blocked, allowed,
@@ -268,6 +276,6 @@ class CompiledRuleSet:
             if c.rule.id == rule_id:
                 try:
                     return c.program.execute(self.context(features)) is True
-                except (RuntimeError, TypeError, ValueError, ArithmeticError) as exc:
+                except EVAL_ERRORS as exc:
                     raise RuleEvaluationFailed(f"rule {rule_id!r}: {exc}") from exc
         raise KeyError(rule_id)

@@ -100,7 +100,7 @@ def _check_rule(rule, schema: Mapping[str, FeatureType]) -> tuple[list[RuleProbl
             result = program.execute(cel.Context(variables=probe))
         except TypeError as exc:
             return [RuleProblem(rule.id, "type", f"{exc} (with {probe})")], None
-        except (RuntimeError, ValueError, ArithmeticError) as exc:
+        except (RuntimeError, ValueError, ArithmeticError, LookupError) as exc:
             return [RuleProblem(rule.id, "evaluation", f"{exc} (with {probe})")], None
         if not isinstance(result, bool):
             return [RuleProblem(rule.id, "result_type",
