@@ -23,13 +23,15 @@ __all__ = ["add_risk_commands"]
 log = logging.getLogger("riskgate.learner")
 
 
-def _model_store(config: Config, runtime):  # noqa: ANN001, ANN202
+async def _model_store(config: Config, runtime):  # noqa: ANN001, ANN202
+    """The model store, keyed like the gateways': derived from the data key in Redis."""
+    from gateway.data_keys import load_data_keys
     from gateway.sealing import load_kek
-    from gateway.stepup_setup import derive_key
     from risk_engine import ModelStore
 
     kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)
-    return ModelStore(runtime.client, derive_key(kek, "model-snapshot"))
+    keys = await load_data_keys(runtime.client, kek)
+    return ModelStore(runtime.client, keys.derived_keys()["model-snapshot"])
 
 
 async def _learner(args: argparse.Namespace, config: Config) -> int:
@@ -43,7 +45,7 @@ async def _learner(args: argparse.Namespace, config: Config) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        learner = Learner(runtime.client, _model_store(config, runtime), batch_size=args.batch_size)
+        learner = Learner(runtime.client, await _model_store(config, runtime), batch_size=args.batch_size)
         print(f"learner: consuming labels from {runtime.description}; publishing every "
               f"{args.publish_interval:g} s", flush=True)
         if args.once:
@@ -73,7 +75,7 @@ async def _backtest(args: argparse.Namespace, config: Config) -> int:
     try:
         model = None
         if args.model is not None:
-            model = await _model_store(config, runtime).load("champion", args.model)
+            model = await (await _model_store(config, runtime)).load("champion", args.model)
         try:
             report = await backtest(runtime.client, candidate, model=model)
         except RuleSetInvalid as exc:

@@ -1,7 +1,7 @@
 """Enrolled step-up credentials, sealed at rest in Redis.
 
 One hash per user and tool, ``{u:<user>}:cred:<tool>``, field = credential id,
-value = the credential document as JSON sealed with AES-GCM under the KEK. The
+value = the credential document as JSON sealed with AES-GCM under the data key. The
 additional data binds each sealed value to its user, tool and id, so a value
 copied to another user's key or field does not open.
 """

