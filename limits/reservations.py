@@ -131,7 +131,9 @@ class ReservationStore:
     def _mget_spent(self, client: Any, user_id: str, now: float) -> Any:
         keys = UserKeys(user_id)
         periods = periods_at(now, self._config.tz)
-        return client.mget(keys.day(periods.day), keys.year(periods.year), keys.day_to_others(periods.day))
+        # MGET by name: redis-py blocks pipe.mget() in cluster pipelines; the three keys share a slot.
+        return client.execute_command("MGET", keys.day(periods.day), keys.year(periods.year),
+                                      keys.day_to_others(periods.day))
 
     @staticmethod
     def parse_spent(values: Sequence[Any]) -> Spent:

@@ -8,7 +8,7 @@ from risk_engine.assessment import DEFAULT_THRESHOLDS, RiskAssessment, RiskThres
 from risk_engine.decisions import DecisionEvent, record_decision
 from risk_engine.default_rules import default_rule_set
 from risk_engine.features import RequestFacts, extract_features, local_hour
-from risk_engine.history import HistoryStore
+from risk_engine.history import HistoryStore, UserHistory
 from risk_engine.learner import CHALLENGER, CHAMPION
 from risk_engine.rule_store import RuleSource, RuleStore
 from risk_engine.rules import RuleSet
@@ -45,11 +45,13 @@ class RiskEngine:
                            if score_challenger else None)
         self._maxlen = decision_maxlen
 
-    async def assess(self, facts: RequestFacts, now: float
+    async def assess(self, facts: RequestFacts, now: float, *, history: UserHistory | None = None
                      ) -> tuple[dict[str, float | str | bool], RiskAssessment]:
-        """Features and assessment for one request (one history round trip)."""
-        history = await self.history.read(facts.user_id, payee=facts.payee,
-                                          device_id=facts.device_id, now=now)
+        """Features and assessment for one request (one history round trip, none when
+        the caller read ``history`` already with ``HistoryStore.queue_read``)."""
+        if history is None:
+            history = await self.history.read(facts.user_id, payee=facts.payee,
+                                              device_id=facts.device_id, now=now)
         features = extract_features(facts, history, now)
         rules = await self.rules.current(now)
         champion = await self.champion.current(now)

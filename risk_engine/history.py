@@ -21,10 +21,13 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
+from limits.batching import ScriptBatcher
 from risk_engine.errors import RiskStateUnavailable
 
 __all__ = ["AmountStats", "HistoryStore", "UserHistory", "history_keys", "payee_digest"]
@@ -228,19 +231,39 @@ class HistoryStore:
         self._redis = redis
         self._record = redis.register_script(_RECORD_LUA)
         self._read = redis.register_script(_READ_LUA)
+        self._batch = None if isinstance(redis, RedisCluster) else ScriptBatcher(redis)
+
+    @staticmethod
+    def _read_call(user_id: str, payee: str, device_id: str, now: float) -> tuple[list, list]:
+        k = history_keys(user_id)
+        keys = [k["txn"], k["sfail"], k["amt"], k["payees"], k["devices"], k["hours"], k["geo"], k["sim"]]
+        return keys, [repr(now - VELOCITY_WINDOW), payee_digest(payee) if payee else "", device_id]
 
     async def read(self, user_id: str, *, payee: str, device_id: str, now: float) -> UserHistory:
         """Everything the features need, in one round trip (one script)."""
-        k = history_keys(user_id)
-        since = now - VELOCITY_WINDOW
-        keys = [k["txn"], k["sfail"], k["amt"], k["payees"], k["devices"], k["hours"], k["geo"], k["sim"]]
+        keys, args = self._read_call(user_id, payee, device_id, now)
         try:
-            raw = await self._read(keys=keys, args=[repr(since), payee_digest(payee) if payee else "",
-                                                    device_id])
+            raw = await self._read(keys=keys, args=args)
         except RedisError as exc:
             raise RiskStateUnavailable(f"reading risk history failed: {exc}") from exc
-        replies = _from_script(raw)
-        return _parse(now, replies)
+        return _parse(now, _from_script(raw))
+
+    def queue_read(self, pipe: Any, user_id: str, *, payee: str, device_id: str, now: float) -> None:
+        """Queue :meth:`read` on a pipeline the caller sends anyway (saves a round trip);
+        hand its reply to :meth:`parse_read`. The pipeline must run with
+        ``raise_on_error=False``: on a server that has not seen the script yet the
+        reply is a ``NoScriptError``, and ``parse_read`` then reads the plain way."""
+        keys, args = self._read_call(user_id, payee, device_id, now)
+        # EVALSHA by name: redis-py blocks pipe.evalsha() in cluster pipelines; the keys share a slot.
+        pipe.execute_command("EVALSHA", self._read.sha, len(keys), *keys, *args)
+
+    async def parse_read(self, reply: Any, user_id: str, *, payee: str, device_id: str,
+                         now: float) -> UserHistory:
+        if isinstance(reply, NoScriptError):
+            return await self.read(user_id, payee=payee, device_id=device_id, now=now)
+        if isinstance(reply, Exception):
+            raise RiskStateUnavailable(f"reading risk history failed: {reply}") from reply
+        return _parse(now, _from_script(reply))
 
     async def record(self, *, user_id: str, decision_id: str, now: float, amount_fen: int,
                      payee: str, device_id: str, ip: str, geo: tuple[float, float] | None,
@@ -261,7 +284,10 @@ class HistoryStore:
                 repr(AMOUNT_DECAY_SECONDS), repr(HOUR_DECAY_SECONDS), repr(VELOCITY_WINDOW),
                 str(int(STATE_TTL))]
         try:
-            await self._record(keys=keys, args=args)
+            if self._batch is None:
+                await self._record(keys=keys, args=args)
+            else:  # concurrent requests' updates share a round trip
+                await self._batch(self._record, keys, args)
         except RedisError as exc:
             raise RiskStateUnavailable(f"recording risk history failed: {exc}") from exc
 

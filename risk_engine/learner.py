@@ -1,9 +1,12 @@
 """The learner: consumes the label stream, learns champion (and challenger) online,
 publishes signed snapshots every gateway picks up.
 
-One learner process runs at a time. Its position in the label stream is
-stored inside each snapshot, so a restarted learner resumes exactly where the
-last published model stopped (labels after it are learned again, none twice).
+One learner process runs at a time: the single consumer of the consumer group
+``learner`` on the label stream. Its position in the stream is stored inside
+each snapshot; on start a learner points the group at that position, so a
+restarted learner, or a standby taking over, resumes exactly where the last
+published model stopped (labels after it are learned again, none twice).
+``XINFO CONSUMERS`` shows which learner reads and how long it has been idle.
 
 Throughput: with ``batch_size`` > 1 the learner reads up to ``count`` labels
 per XREAD and learns them in mini-batches with River's ``learn_many`` (one
@@ -17,12 +20,14 @@ per batch), so the batch model takes a larger SGD step: ``batch_model()``.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from risk_engine.errors import RiskStateUnavailable, SnapshotNotFound
 from risk_engine.labels import LABEL_STREAM
@@ -30,11 +35,12 @@ from risk_engine.model import default_model, model_input
 from risk_engine.progressive import ProgressiveMetrics
 from risk_engine.snapshots import ModelSnapshot, ModelStore
 
-__all__ = ["BATCH_LEARNING_RATE", "CHALLENGER", "CHAMPION", "Learner", "batch_model"]
+__all__ = ["BATCH_LEARNING_RATE", "CHALLENGER", "CHAMPION", "LEARNER_GROUP", "Learner", "batch_model"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BATCH_LEARNING_RATE = 1.0
+LEARNER_GROUP = "learner"
 
 
 def batch_model() -> object:
@@ -72,6 +78,8 @@ class Learner:
         self._trainees: list[_Trainee] = []
         self._position = "0-0"
         self._unpublished = 0
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._joined = False
 
     @property
     def position(self) -> str:
@@ -88,6 +96,7 @@ class Learner:
         if self._challenger_factory is not None:
             self._trainees.append(_Trainee(CHALLENGER, self._challenger_factory()))
         self._position = "0-0"
+        self._joined = False
 
     async def start(self) -> None:
         """Resume from the latest champion snapshot, or start fresh models."""
@@ -98,6 +107,7 @@ class Learner:
         except SnapshotNotFound:
             champion = _Trainee(CHAMPION, self._factory())
         self._trainees = [champion]
+        self._joined = False
         if self._challenger_factory is not None:
             try:
                 snap = await self._store.load(CHALLENGER)
@@ -151,8 +161,7 @@ class Learner:
         if not self._trainees:
             await self.start()
         try:
-            reply = await self._redis.xread({LABEL_STREAM: self._position}, count=count,
-                                            block=block_ms)
+            reply = await self._read(count, block_ms)
         except RedisError as exc:
             raise RiskStateUnavailable(f"reading labels failed: {exc}") from exc
         rows = reply[0][1] if reply else []
@@ -164,6 +173,30 @@ class Learner:
         if self._unpublished >= self._publish_every:
             await self.publish(now)
         return len(rows)
+
+    async def _join(self) -> None:
+        """Point the group at this learner's position (created with the stream if need be)."""
+        try:
+            await self._redis.xgroup_create(LABEL_STREAM, LEARNER_GROUP, id=self._position, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            await self._redis.xgroup_setid(LABEL_STREAM, LEARNER_GROUP, id=self._position)
+        self._joined = True
+
+    async def _read(self, count: int, block_ms: int | None) -> list:
+        # NOACK: the group is a cursor; what was learned is recorded by the snapshots.
+        for attempt in (1, 2):
+            if not self._joined:
+                await self._join()
+            try:
+                return await self._redis.xreadgroup(LEARNER_GROUP, self._consumer, {LABEL_STREAM: ">"},
+                                                    count=count, block=block_ms, noack=True)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc) or attempt == 2:
+                    raise
+                self._joined = False  # the stream was deleted: join again at our position
+        return []
 
     def snapshot_models(self, now: float = 0.0) -> list[ModelSnapshot]:
         """The models as they stand (champion first), unpublished: for evaluation."""

@@ -1,12 +1,15 @@
 """Rule sets versioned in Redis: publish (validated, with author and reason), roll back,
 and a per-process source that picks up a new active version within a second.
 
-Keys (global, not per user):
+Keys (global, not per user; one hash tag, so the publish script stays in one
+Redis Cluster slot):
 
-    risk:rules:seq        last version number handed out
-    risk:rules:v:<n>      rule set JSON of version n (immutable once written)
-    risk:rules:active     the version every gateway evaluates
-    risk:rules:audit      stream of publish / rollback records (who, why, when)
+    {risk:rules}:seq        last version number handed out
+    {risk:rules}:v:<n>      rule set JSON of version n (immutable once written)
+    {risk:rules}:active     the version every gateway evaluates
+    {risk:rules}:audit      stream of publish / rollback records (who, why, when)
+
+Keys written before the tag (``risk:rules:*``) are moved on first use.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from risk_engine.errors import (
     RuleSetInvalid,
     RuleSetNotFound,
 )
+from risk_engine.key_moves import move_keys
 from risk_engine.rules import CompiledRuleSet, RuleSet
 from risk_engine.schema import FEATURE_SCHEMA, FeatureType
 from risk_engine.validation import compile_rule_set
 
 __all__ = ["RuleAuditEntry", "RuleSource", "RuleStore"]
 
-PREFIX = "risk:rules"
+PREFIX = "{risk:rules}"
+LEGACY_PREFIX = "risk:rules"
 
 _PUBLISH_LUA = """
 local n = redis.call('INCR', KEYS[1])
@@ -67,6 +72,19 @@ class RuleStore:
         self._schema = schema
         self._publish = redis.register_script(_PUBLISH_LUA)
         self._rollback = redis.register_script(_ROLLBACK_LUA)
+        self._moved = False
+
+    async def _move_legacy(self) -> None:
+        """Once per process: move rule sets stored before the keys gained their hash tag."""
+        if self._moved:
+            return
+        try:
+            seq = int(await self._redis.get(f"{LEGACY_PREFIX}:seq") or 0)
+            names = ["seq", "active", "audit", *(f"v:{n}" for n in range(1, seq + 1))]
+            await move_keys(self._redis, [(f"{LEGACY_PREFIX}:{n}", f"{PREFIX}:{n}") for n in names])
+        except RedisError as exc:
+            raise RiskStateUnavailable(f"moving stored rule sets failed: {exc}") from exc
+        self._moved = True
 
     async def publish(self, rule_set: RuleSet, *, author: str, reason: str, now: float) -> int:
         """Validate, store as a new version and make it active. Returns the version.
@@ -78,6 +96,7 @@ class RuleStore:
                                               "a publish needs an author and a reason")])
         compile_rule_set(rule_set, self._schema)
         doc = replace(rule_set, version=0, author=author, reason=reason, published_at=now).to_json()
+        await self._move_legacy()
         try:
             return int(await self._publish(
                 keys=[f"{PREFIX}:seq", f"{PREFIX}:v:", f"{PREFIX}:active", f"{PREFIX}:audit"],
@@ -87,6 +106,7 @@ class RuleStore:
 
     async def rollback(self, version: int, *, author: str, reason: str, now: float) -> None:
         """Make an earlier (or any stored) version active again; recorded in the audit."""
+        await self._move_legacy()
         try:
             done = await self._rollback(
                 keys=[f"{PREFIX}:seq", f"{PREFIX}:v:{version}", f"{PREFIX}:active",
@@ -98,6 +118,7 @@ class RuleStore:
             raise RuleSetNotFound(f"rule set version {version} does not exist")
 
     async def active_version(self) -> int | None:
+        await self._move_legacy()
         try:
             raw = await self._redis.get(f"{PREFIX}:active")
         except RedisError as exc:
@@ -105,6 +126,7 @@ class RuleStore:
         return int(raw) if raw is not None else None
 
     async def get(self, version: int) -> RuleSet:
+        await self._move_legacy()
         try:
             raw = await self._redis.get(f"{PREFIX}:v:{version}")
         except RedisError as exc:
@@ -121,6 +143,7 @@ class RuleStore:
 
     async def audit(self, count: int = 100) -> list[RuleAuditEntry]:
         """The most recent publish / rollback records, newest first."""
+        await self._move_legacy()
         try:
             rows = await self._redis.xrevrange(f"{PREFIX}:audit", count=count)
         except RedisError as exc:

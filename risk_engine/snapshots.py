@@ -6,8 +6,11 @@ challenger snapshot cannot be swapped in as the champion nor an old version
 replayed under a new number. The HMAC is verified (constant time) before
 anything is unpickled; an unsigned, tampered or wrongly keyed blob is refused.
 
-Keys: ``risk:model:<name>:seq``, ``risk:model:<name>:v:<n>`` (blob),
-``risk:model:<name>:meta:<n>`` (JSON, informational), ``risk:model:<name>:current``.
+Keys: ``{risk:model:<name>}:seq``, ``{risk:model:<name>}:v:<n>`` (blob),
+``{risk:model:<name>}:meta:<n>`` (JSON, informational), ``{risk:model:<name>}:current``:
+one hash tag per model, so a publish is one transaction in one Redis Cluster
+slot. Snapshots stored before the tag (``risk:model:<name>:*``) are moved on
+first use.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from risk_engine.errors import (
     SnapshotNotFound,
     SnapshotSignatureInvalid,
 )
+from risk_engine.key_moves import move_keys
 
 __all__ = ["ModelSnapshot", "ModelSource", "ModelStore", "sign_snapshot", "verify_snapshot"]
 
@@ -96,12 +100,27 @@ class ModelStore:
         self._redis = redis
         self._key = key
         self._prefix = prefix
+        self._moved: set[str] = set()
 
     def _k(self, name: str, suffix: str) -> str:
-        return f"{self._prefix}:{name}:{suffix}"
+        return f"{{{self._prefix}:{name}}}:{suffix}"
+
+    async def _move_legacy(self, name: str) -> None:
+        """Once per process and model: move snapshots stored before the keys gained their tag."""
+        if name in self._moved:
+            return
+        old = f"{self._prefix}:{name}"
+        try:
+            seq = int(await self._redis.get(f"{old}:seq") or 0)
+            suffixes = ["seq", "current", *(f"{kind}:{n}" for n in range(1, seq + 1) for kind in ("v", "meta"))]
+            await move_keys(self._redis, [(f"{old}:{s}", self._k(name, s)) for s in suffixes])
+        except RedisError as exc:
+            raise RiskStateUnavailable(f"moving stored model snapshots failed: {exc}") from exc
+        self._moved.add(name)
 
     async def publish(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """Store under the next version number and make it current. Returns it with its version."""
+        await self._move_legacy(snapshot.name)
         try:
             version = int(await self._redis.incr(self._k(snapshot.name, "seq")))
             stored = ModelSnapshot(snapshot.name, version, snapshot.model, snapshot.labels_learned,
@@ -123,6 +142,7 @@ class ModelStore:
         return stored
 
     async def current_version(self, name: str) -> int | None:
+        await self._move_legacy(name)
         try:
             raw = await self._redis.get(self._k(name, "current"))
         except RedisError as exc:
@@ -134,6 +154,7 @@ class ModelStore:
             version = await self.current_version(name)
             if version is None:
                 raise SnapshotNotFound(f"no {name} model has been published")
+        await self._move_legacy(name)
         try:
             blob = await self._redis.get(self._k(name, f"v:{version}"))
         except RedisError as exc:

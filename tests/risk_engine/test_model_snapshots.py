@@ -72,8 +72,8 @@ async def test_malicious_snapshot_is_never_unpickled(redis, model_key, tmp_path)
     source = ModelSource(store, "champion", refresh_interval=0.0)
     assert (await source.current(NOW)).version == good.version
     evil = b"RGM1" + b"\0" * 32 + pickle.dumps(_Boom())
-    await redis.set("risk:model:champion:v:2", evil)
-    await redis.set("risk:model:champion:current", 2)
+    await redis.set("{risk:model:champion}:v:2", evil)
+    await redis.set("{risk:model:champion}:current", 2)
     snap = await source.current(NOW + 1)
     assert snap.version == good.version  # last good kept
     assert isinstance(source.last_error, SnapshotSignatureInvalid)

@@ -44,7 +44,7 @@ async def test_invalid_rule_set_or_anonymous_publish_writes_nothing(redis):
     assert info.value.problems[0].kind == "type"
     with pytest.raises(RuleSetInvalid):
         await store.publish(_set("amount_cny > 1.0"), author="", reason="", now=NOW)
-    assert await redis.keys("risk:rules:*") == []
+    assert await redis.keys("*risk:rules*") == []
     assert await store.active_version() is None
 
 
@@ -68,7 +68,7 @@ async def test_tampered_stored_version_is_refused_and_last_good_kept(redis):
     await store.publish(_set("amount_cny > 1000"), author="ana", reason="r", now=NOW)
     assert (await source.current(NOW)).version == 1
     # someone with Redis access writes an unvalidated rule set around the publish path
-    await redis.set("risk:rules:v:2", b'{"rules":[{"id":"x","expression":"nope >","effect":"allow"}]}')
-    await redis.set("risk:rules:active", 2)
+    await redis.set("{risk:rules}:v:2", b'{"rules":[{"id":"x","expression":"nope >","effect":"allow"}]}')
+    await redis.set("{risk:rules}:active", 2)
     assert (await source.current(NOW + 1)).version == 1
     assert isinstance(source.last_error, RuleSetInvalid)
