@@ -111,7 +111,7 @@ def parse_jwe_header(token: bytes) -> JweHeader:
         raise JweBadHeader(message="the protected header must name the gateway key (kid)")
     _check_epk(header.get("epk"))
     cty = header.get("cty", "application/json")
-    if cty not in _ACCEPTED_CTY:
+    if not isinstance(cty, str) or cty not in _ACCEPTED_CTY:
         raise JweBadHeader(message="the encrypted content must be application/json (cty)")
     return JweHeader(alg, enc, kid, "application/json")
 
@@ -223,7 +223,8 @@ class PayloadEncryption:
         except RedisError as exc:
             log.error("Redis unavailable while handling an encrypted request: %s", exc)
             await _send_error(send, 503, "state_unavailable",
-                              "the gateway cannot reach its state store; retry shortly", {})
+                              "the gateway cannot reach its state store; retry shortly", {},
+                              headers=[(b"retry-after", b"1")])
             return
 
         inner_scope = dict(scope)
@@ -344,8 +345,9 @@ class _EncryptingSend:
 
 
 async def _send_error(send, status: int, code: str, message: str,  # noqa: ANN001
-                      extra: dict[str, object]) -> None:
+                      extra: dict[str, object], *, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = orjson.dumps({"error": code, "message": message, **extra})
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -1,10 +1,13 @@
 """The gateway's ES256 assertion keys, kept in Redis.
 
-Private keys are sealed under the KEK (:mod:`gateway.sealing`). One key is
-current; after ``rotate`` the previous key stays published in the JWKS until
-every token it signed has expired, so upstreams never see an unknown ``kid``
-for a live token. Every gateway process re-reads the current key pointer at
-most ``refresh_interval`` seconds after a rotation.
+Private keys are sealed under the data key (:mod:`gateway.sealing`). One key is
+current. ``rotate(now, publish_ahead=s)`` publishes the new key in the JWKS at
+once but signs with it only ``s`` seconds later, so an upstream that rate-limits
+its JWKS refetches (the reference upstream: ``jwks_min_refetch_interval``)
+has fetched it before it meets the new ``kid``. The previous key stays
+published until every token it signed has expired. Every gateway process
+re-reads the current key pointer at most ``refresh_interval`` seconds after a
+rotation.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class SigningKeyStore:
         self._refresh_interval = refresh_interval
         self._current: SigningKey | None = None
         self._checked_at = 0.0
+        # The pointer's record: from when it signs, and the key that signs until then.
+        self._pointer: str | None = None
+        self._active_from = 0.0
+        self._previous: str | None = None
 
     def _new_record(self, now: float) -> tuple[str, bytes]:
         kid = time.strftime("%Y%m%d", time.gmtime(now)) + "-" + secrets.token_hex(4)
@@ -68,10 +75,15 @@ class SigningKeyStore:
         await self._redis.hdel(KEYS_HASH, kid)  # another process won the race
         return (await self._redis.get(CURRENT_KEY)).decode()
 
-    async def rotate(self, now: float) -> tuple[str, str | None]:
-        """Make a new current key; the old one stays published until its tokens expire."""
+    async def rotate(self, now: float, *, publish_ahead: float = 0.0) -> tuple[str, str | None]:
+        """Make a new current key, signing from ``now + publish_ahead``; the old one
+        signs until then and stays published until its tokens expire."""
         old = await self._redis.get(CURRENT_KEY)
         kid, record = self._new_record(now)
+        if publish_ahead > 0 and old:
+            doc = orjson.loads(record)
+            doc.update(active_from=now + publish_ahead, previous=old.decode())
+            record = orjson.dumps(doc)
         await self._redis.hset(KEYS_HASH, kid, record)
         await self._redis.set(CURRENT_KEY, kid)
         if old:
@@ -79,7 +91,8 @@ class SigningKeyStore:
             if raw:
                 doc = orjson.loads(raw)
                 # Other processes may sign with the old key until they refresh.
-                doc["retire_at"] = now + self._refresh_interval + self._token_lifetime + 5
+                doc["retire_at"] = (now + publish_ahead + self._refresh_interval
+                                    + self._token_lifetime + 5)
                 await self._redis.hset(KEYS_HASH, old, orjson.dumps(doc))
         await self._prune(now)
         self._checked_at = 0.0
@@ -92,19 +105,29 @@ class SigningKeyStore:
                 await self._redis.hdel(KEYS_HASH, kid)
 
     async def current(self, now: float) -> SigningKey:
-        if self._current is not None and now - self._checked_at < self._refresh_interval:
+        if (self._current is not None and now - self._checked_at < self._refresh_interval
+                and not (self._previous and self._current.kid == self._previous
+                         and now >= self._active_from)):
             return self._current
         kid_raw = await self._redis.get(CURRENT_KEY)
         kid = kid_raw.decode() if kid_raw else await self.ensure_key(now)
-        if self._current is None or self._current.kid != kid:
-            raw = await self._redis.hget(KEYS_HASH, kid)
-            if raw is None:
-                raise RuntimeError(f"signing key {kid} is missing from Redis")
-            doc = orjson.loads(raw)
-            private = self._sealer.open(doc["private"], b"signing-key:" + kid.encode())
-            self._current = SigningKey(kid, doc["created"], ECKey.import_key(orjson.loads(private)))
+        if kid != self._pointer:
+            doc = await self._record(kid)
+            self._pointer, self._active_from = kid, float(doc.get("active_from") or 0.0)
+            self._previous = doc.get("previous")
+        signing = self._previous if self._previous and now < self._active_from else kid
+        if self._current is None or self._current.kid != signing:
+            doc = await self._record(signing)
+            private = self._sealer.open(doc["private"], b"signing-key:" + signing.encode())
+            self._current = SigningKey(signing, doc["created"], ECKey.import_key(orjson.loads(private)))
         self._checked_at = now
         return self._current
+
+    async def _record(self, kid: str) -> dict:
+        raw = await self._redis.hget(KEYS_HASH, kid)
+        if raw is None:
+            raise RuntimeError(f"signing key {kid} is missing from Redis")
+        return orjson.loads(raw)
 
     async def jwks(self, now: float) -> dict[str, list[dict[str, object]]]:
         keys = []
