@@ -13,7 +13,9 @@ Each row is a set of *elements*, all needed. A completed tool contributes its
 own name plus what its result proves:
 
 * ``pin`` when its ``amr`` holds ``pin`` (a certificate key unlocked by PIN);
-  ``biometric`` when it holds ``fpt`` or ``face``;
+  ``biometric`` when it holds ``fpt`` or ``face`` (but not for the ``face``
+  tool: a provider's server-side face match is not the device biometric, and
+  counts only where a row names ``face``);
 * ``sms_armor`` also counts as ``sms``;
 * ``fido`` with user verification (``user`` in ``amr``) counts as
   ``fido_uv``, and as ``fido_uv_not_synced`` too when the key is device-bound
@@ -68,6 +70,7 @@ class Tool(enum.StrEnum):
     DEVICE_TEE_KEY = "device_tee_key"
     HARDWARE_CERT = "hardware_cert"
     MTLS_CERT = "mtls_cert"  # a verified TLS client certificate: possession, no transaction signed
+    FACE = "face"  # a face-match provider's signed verdict: inherence only
 
 
 DEFAULT_TIERS: dict[str, list[str]] = {
@@ -95,6 +98,7 @@ DEFAULT_AMR: dict[Tool, tuple[str, ...]] = {
     Tool.DEVICE_TEE_KEY: ("hwk",),
     Tool.HARDWARE_CERT: ("hwk", "pin"),
     Tool.MTLS_CERT: ("swk",),
+    Tool.FACE: ("face",),
 }
 
 # RFC 8176 methods by authentication factor, for the "mfa" value.
@@ -125,7 +129,7 @@ def elements_of(tool: str, amr: Iterable[str]) -> frozenset[str]:
     out = {tool}
     if "pin" in methods:
         out.add(Tool.PIN.value)
-    if methods & {"fpt", "face"}:
+    if methods & {"fpt", "face"} and tool != Tool.FACE:
         out.add(Tool.BIOMETRIC.value)
     if tool == Tool.SMS_ARMOR:
         out.add(Tool.SMS.value)
@@ -178,7 +182,7 @@ def _parse_row(where: str, row: object) -> tuple[str, ...]:
 def _parse_tier(key: object) -> int:
     text = str(key)
     digits = text[1:] if text[:1] in ("T", "t") else text
-    if not digits.isdigit() or not 1 <= int(digits) <= MAX_TIER:
+    if not digits.isascii() or not digits.isdigit() or not 1 <= int(digits) <= MAX_TIER:  # not "²"
         raise TierPolicyInvalid(f"tiers.{key}: tiers are T1 to T{MAX_TIER}")
     return int(digits)
 

@@ -34,9 +34,12 @@ def load_tier_policy(cfg: StepUpConfig) -> TierPolicy:
     try:
         with open(cfg.tiers_file, "rb") as fh:
             doc = tomllib.load(fh)
-        return TierPolicy.from_dict(doc.get("tiers", doc))
-    except (OSError, tomllib.TOMLDecodeError, TierPolicyInvalid) as exc:
+        policy = TierPolicy.from_dict(doc.get("tiers", doc))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TierPolicyInvalid) as exc:
         raise ConfigError("stepup.tiers_file", str(exc)) from exc
+    if not cfg.face_provider_key and any("face" in row for rows in policy.rows for row in rows):
+        raise ConfigError("stepup.tiers_file", "a row names face but stepup.face_provider_key is empty")
+    return policy
 
 
 def sms_sender_for(cfg: StepUpConfig, redis: Redis) -> SmsSender:
@@ -50,6 +53,7 @@ def default_stepup_tools() -> dict[str, Any]:
     """Tool name (as in the tier table) -> adapter."""
     from gateway.stepup_biometric import BiometricTool
     from gateway.stepup_cert import CloudCertTool, HardwareCertTool
+    from gateway.stepup_face import FaceTool
     from gateway.stepup_fido import FidoTool
     from gateway.stepup_mtls import MtlsCertTool
     from gateway.stepup_sms import SmsTool
@@ -58,5 +62,5 @@ def default_stepup_tools() -> dict[str, Any]:
 
     tools: list[Any] = [PasswordTool(), SmsTool("sms"), SmsTool("sms_armor"), TotpTool(),
                         BiometricTool(), FidoTool(), CloudCertTool(), HardwareCertTool(),
-                        MtlsCertTool()]
+                        MtlsCertTool(), FaceTool()]
     return {tool.name: tool for tool in tools}
