@@ -66,6 +66,8 @@ class Services:
     # Device recognition, binding, SIM-swap reports, IP regions (gateway.device_recognition).
     recognition: DeviceRecognition | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Business and channel switches, live parameters (gateway.switches_store.OpsSwitches).
+    switches: Any = None
 
     @property
     def redis(self):  # noqa: ANN201 - redis.asyncio.Redis
