@@ -313,3 +313,30 @@ async def test_console_routes_need_the_admin_token(gateway_factory):
         wrong = await _admin(gw, method, path, {}, token="not-the-admin-token")
         assert (wrong.status_code, wrong.json()["error"]) == (403, "admin_token_invalid"), path
     assert await gw.services.redis.exists(LOG_KEY) == 0
+
+
+async def _cli_verify(gw) -> tuple[int, str]:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
+    env.update({"RISKGATE_REDIS_URL": gw.config.redis.url,
+                "RISKGATE_SERVER_DATA_DIR": str(gw.config.data_path)})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--log-level", "warning", "audit", "verify", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_riskgate_audit_verify_names_the_first_broken_entry(gateway_factory):
+    gw = await gateway_factory(admin={"token": ADMIN})
+    await _some_console_changes(gw)
+    code, out = await _cli_verify(gw)
+    assert code == 0 and "audit trail intact: 5 entries" in out
+
+    doc = orjson.loads(await gw.services.redis.lindex(LOG_KEY, 2))
+    doc["details"] = {"tampered": True}
+    await gw.services.redis.lset(LOG_KEY, 2, orjson.dumps(doc))
+    code, out = await _cli_verify(gw)
+    assert code == 1 and "BROKEN at entry 3" in out

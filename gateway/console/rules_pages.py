@@ -1,0 +1,216 @@
+"""Console rule pages: the active set and its history, the editor (validate as you type,
+backtest), and maker-checker proposals published only by a second analyst.
+
+The author and approver are the signed-in analysts, never names from a form.
+Proposals, publishes and refusals are the same records and audit entries as
+through the admin API (gateway.api_console).
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api_console import (
+    StateUnavailable,
+    _audit,
+    _proposals,
+    _refusal,
+    _rule_set_refused,
+    _rules_digest,
+)
+from gateway.console.analysts import Permission
+from gateway.console.auth import SignedIn, action, done, page, services
+from gateway.console.render import fragment, render
+from gateway.console.rule_text import ParsedRules, parse_rule_text, rule_text
+from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.rule_proposals import (
+    MakerCheckerSamePerson,
+    ProposalError,
+    ProposalStatus,
+    backtest_summary,
+)
+from risk_engine import RiskStateUnavailable, RuleSetInvalid, backtest, compile_rule_set
+
+__all__ = ["ROUTES"]
+
+
+class RuleTextInvalid(GatewayError):
+    status = 422
+    code = "rule_set_invalid"
+    message = "the rule set does not validate"
+
+
+def _json(doc: object) -> Response:
+    return Response(orjson.dumps(doc), media_type="application/json",
+                    headers={"cache-control": "no-store"})
+
+
+def _parsed(fields: dict[str, str]) -> ParsedRules:
+    parsed = parse_rule_text(fields.get("text", ""))
+    if not parsed.ok:
+        raise RuleTextInvalid(extra={"problems": list(parsed.problems)})
+    return parsed
+
+
+def _reason(fields: dict[str, str]) -> str:
+    reason = fields.get("reason", "").strip()
+    if not reason or len(reason) > 1000:
+        raise BadRequest("reason_required", "reason (why this change, up to 1000 characters) is required")
+    return reason
+
+
+@page(Permission.VIEW)
+async def rules_home(request: Request, who: SignedIn) -> Response:
+    svc = services(request)
+    store = svc.risk.rule_store
+    try:
+        version = await store.active_version()
+        active = await store.active() if version is not None else None
+        history = await store.audit(30)
+        proposals = await _proposals(svc).list(count=30)
+    except ProposalError as exc:
+        raise _refusal(exc) from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    return render("rules.html", who=who, version=version,
+                  rules=[r.to_dict() for r in active.rules] if active else [],
+                  history=history, proposals=proposals)
+
+
+@page(Permission.PROPOSE_RULES)
+async def editor(request: Request, who: SignedIn) -> Response:
+    store = services(request).risk.rule_store
+    try:
+        version = await store.active_version()
+        active = await store.active() if version is not None else None
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    text = rule_text([r.to_dict() for r in active.rules] if active else [])
+    return render("rule_edit.html", who=who, version=version, text=text)
+
+
+@action(Permission.PROPOSE_RULES)
+async def validate(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    """Always 200: the editor shows the problems (an empty list when the text is valid)."""
+    parsed = parse_rule_text(fields.get("text", ""))
+    return _json({"ok": parsed.ok, "problems": list(parsed.problems),
+                  "rules": len(parsed.rule_set.rules) if parsed.rule_set else 0})
+
+
+@action(Permission.PROPOSE_RULES)
+async def dry_backtest(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    """Replay the recorded decisions with the edited rules; nothing is stored."""
+    parsed = _parsed(fields)
+    svc = services(request)
+    try:
+        report = await backtest(svc.redis, compile_rule_set(parsed.rule_set),  # type: ignore[arg-type]
+                                thresholds=svc.risk.thresholds)
+    except RuleSetInvalid as exc:
+        raise _rule_set_refused(exc) from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    summary = backtest_summary(report)
+    return _json({"ok": True, "backtest": summary,
+                  "html": fragment("_backtest.html", bt=summary)})
+
+
+@action(Permission.PROPOSE_RULES)
+async def propose(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    parsed, reason = _parsed(fields), _reason(fields)
+    svc = services(request)
+    now = time.time()
+    try:
+        proposal = await _proposals(svc).propose(parsed.rule_set, author=who.name,  # type: ignore[arg-type]
+                                                 reason=reason, now=now)
+    except RuleSetInvalid as exc:
+        raise _rule_set_refused(exc) from exc
+    except ProposalError as exc:
+        raise _refusal(exc) from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    bt = proposal.backtest
+    seq = await _audit(svc, who.name, "rule_proposal.create", {
+        "proposal_id": proposal.proposal_id, "reason": reason,
+        "rule_ids": [r["id"] for r in proposal.rules], "rules_sha256": _rules_digest(proposal),
+        "base_version": proposal.base_version, "changed_outcomes": bt["changed_count"],
+        "step_up_rate": [bt["recorded"]["step_up_rate"], bt["candidate"]["step_up_rate"]],
+    }, now)
+    return done(request, f"/console/rules/proposals/{proposal.proposal_id}",
+                proposal_id=proposal.proposal_id, audit_seq=seq)
+
+
+@page(Permission.VIEW)
+async def proposal_page(request: Request, who: SignedIn) -> Response:
+    try:
+        proposal = await _proposals(services(request)).get(request.path_params["proposal_id"])
+    except ProposalError as exc:
+        raise _refusal(exc) from exc
+    return render("proposal.html", who=who, p=proposal, pending=proposal.status is ProposalStatus.PENDING,
+                  text=rule_text(list(proposal.rules)), bt=proposal.backtest)
+
+
+@action(Permission.APPROVE_RULES)
+async def approve(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    proposal_id = request.path_params["proposal_id"]
+    svc = services(request)
+    now = time.time()
+    try:
+        proposal = await _proposals(svc).approve(proposal_id, approver=who.name, now=now)
+    except MakerCheckerSamePerson as exc:
+        # an attempt to bypass the four-eyes rule is itself worth a record
+        await _audit(svc, who.name, "rule_proposal.approve_refused",
+                     {"proposal_id": proposal_id, "error": exc.code}, now)
+        raise _refusal(exc) from exc
+    except ProposalError as exc:
+        raise _refusal(exc) from exc
+    except RuleSetInvalid as exc:
+        raise _rule_set_refused(exc) from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    seq = await _audit(svc, who.name, "rule_proposal.approve", {
+        "proposal_id": proposal_id, "author": proposal.author, "approver": who.name,
+        "published_version": proposal.published_version, "rules_sha256": _rules_digest(proposal),
+    }, now)
+    return done(request, f"/console/rules/proposals/{proposal_id}",
+                published_version=proposal.published_version, audit_seq=seq)
+
+
+@action(Permission.VIEW)
+async def reject(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    """Approvers reject; an author may withdraw their own proposal."""
+    proposal_id = request.path_params["proposal_id"]
+    svc = services(request)
+    store = _proposals(svc)
+    if not (who.allows(Permission.APPROVE_RULES) or who.allows(Permission.PROPOSE_RULES)):
+        raise Forbidden("console_role_forbidden", f"the {who.role.value} role may not reject proposals")
+    try:
+        proposal = await store.get(proposal_id)
+        own = proposal.author.strip().casefold() == who.name.casefold()
+        if not (who.allows(Permission.APPROVE_RULES) or own):
+            raise Forbidden("console_role_forbidden",
+                            f"the {who.role.value} role may not reject another analyst's proposal")
+        reason = _reason(fields)
+        now = time.time()
+        proposal = await store.reject(proposal_id, rejector=who.name, note=reason, now=now)
+    except ProposalError as exc:
+        raise _refusal(exc) from exc
+    seq = await _audit(svc, who.name, "rule_proposal.reject", {
+        "proposal_id": proposal_id, "author": proposal.author, "reason": reason}, now)
+    return done(request, f"/console/rules/proposals/{proposal_id}", audit_seq=seq)
+
+
+ROUTES = [
+    Route("/rules", rules_home, methods=["GET"]),
+    Route("/rules/edit", editor, methods=["GET"]),
+    Route("/rules/validate", validate, methods=["POST"]),
+    Route("/rules/backtest", dry_backtest, methods=["POST"]),
+    Route("/rules/proposals", propose, methods=["POST"]),
+    Route("/rules/proposals/{proposal_id}", proposal_page, methods=["GET"]),
+    Route("/rules/proposals/{proposal_id}/approve", approve, methods=["POST"]),
+    Route("/rules/proposals/{proposal_id}/reject", reject, methods=["POST"]),
+]
