@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import logging
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -94,7 +95,10 @@ def create_upstream_app(config: UpstreamConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ledger = Ledger.open(config.db_path)
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0, connect=1.0))
+        connector = (aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=config.jwks_ca_file))
+                     if config.jwks_ca_file else None)
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0, connect=1.0),
+                                        connector=connector)
         app.state.services = _Services(
             config, ledger, JwksCache(session, config.jwks_url,
                                       min_refetch_interval=config.jwks_min_refetch_interval))

@@ -23,6 +23,8 @@ class UpstreamConfig:
     max_assertion_lifetime: int = 60
     jwks_min_refetch_interval: float = 10.0
     leeway: int = 5
+    # PEM CA bundle to verify an https:// JWKS URL with (empty: the system's trust store).
+    jwks_ca_file: str = ""
 
     def __post_init__(self) -> None:
         if not self.db_path:

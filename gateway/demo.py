@@ -13,6 +13,7 @@ import base64
 import contextlib
 import os
 import secrets
+import ssl
 import sys
 import tempfile
 import time
@@ -27,7 +28,9 @@ from gateway.app import create_app
 from gateway.config import Config, load_config
 from gateway.demo_devices import device_change_chapter
 from gateway.demo_stepup import Wallet, stepup_chapter
+from gateway.demo_tls import make_demo_pki
 from gateway.servers import pick_port, serving
+from gateway.tls_serving import uvicorn_tls_options
 from mobile_client import AiohttpTransport, ApiResponse, MobileClient
 
 __all__ = ["DEMO_PASSWORD", "DemoStack", "run_demo"]
@@ -74,10 +77,15 @@ class DemoStack:
     data_dir: Path
     _stack: contextlib.AsyncExitStack = field(repr=False, default_factory=contextlib.AsyncExitStack)
     admin_token: str = field(repr=False, default="")
+    # With --tls: the client context that trusts the demo's own CA.
+    client_ssl: ssl.SSLContext | None = field(repr=False, default=None)
+
+    def transport(self) -> AiohttpTransport:
+        return AiohttpTransport(ssl=self.client_ssl)
 
     async def admin_call(self, method: str, path: str, json: object = None) -> ApiResponse:
         """Call the admin API (the bank's back office) with the demo's admin token."""
-        transport = AiohttpTransport()
+        transport = self.transport()
         try:
             body = orjson.dumps(json) if json is not None else b""
             return await transport.send(method, f"{self.gateway_url}{path}", {
@@ -97,8 +105,12 @@ class DemoStack:
 async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
                       data_dir: Path | None = None,
                       overrides: dict[str, dict[str, object]] | None = None,
-                      customers: dict[str, str] | None = None) -> DemoStack:
-    """Start Redis, upstream and gateway on 127.0.0.1 and seed the demo customers."""
+                      customers: dict[str, str] | None = None, tls: bool = False) -> DemoStack:
+    """Start Redis, upstream and gateway on 127.0.0.1 and seed the demo customers.
+
+    With ``tls`` the gateway serves HTTPS with a certificate from a CA made for
+    this run (``gateway.demo_tls``); the demo's client and upstream trust that CA.
+    """
     from banking_upstream import DEMO_CUSTOMERS as UPSTREAM_CUSTOMERS
     from banking_upstream import Ledger, UpstreamConfig, create_upstream_app, seed_demo
     from gateway.demo_history import seed_history
@@ -112,7 +124,9 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
         gport, uport = pick_port(gateway_port), pick_port(upstream_port)
         if uport == gport:
             uport = pick_port(0)
-        gateway_url, upstream_url = f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{uport}"
+        scheme = "https" if tls else "http"
+        gateway_url, upstream_url = f"{scheme}://127.0.0.1:{gport}", f"http://127.0.0.1:{uport}"
+        pki = make_demo_pki(data_dir / "pki") if tls else None
         # The demo's back office: RISKGATE_ADMIN_TOKEN when set (to use the admin API
         # against a running demo), else a random token for this run.
         admin_token = os.environ.get("RISKGATE_ADMIN_TOKEN") or secrets.token_urlsafe(24)
@@ -120,13 +134,15 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
             "server": {"port": gport, "data_dir": str(data_dir / "gateway")},
             "upstream": {"url": upstream_url},
             "admin": {"token": admin_token},
-            "stepup": {"rp_id": "localhost", "origins": f"http://localhost:{gport}"},
+            "stepup": {"rp_id": "localhost", "origins": f"{scheme}://localhost:{gport}"},
         }
+        if pki is not None:
+            merged["tls"] = {"cert_file": str(pki.cert_file), "key_file": str(pki.key_file)}
         for section, values in (overrides or {}).items():
             merged.setdefault(section, {}).update(values)
         config = load_config(None, env={}, overrides=merged)
         app = create_app(config)
-        await stack.enter_async_context(serving(app, gport))
+        await stack.enter_async_context(serving(app, gport, **uvicorn_tls_options(config.tls)))
 
         ledger_path = data_dir / "upstream" / "ledger.sqlite3"
         ledger_path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +150,8 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
         seed_demo(ledger)
         ledger.close()
         up_config = UpstreamConfig(db_path=str(ledger_path), jwks_url=f"{gateway_url}/.well-known/jwks.json",
-                                   issuer=config.assertion.issuer, audience=config.upstream.audience)
+                                   issuer=config.assertion.issuer, audience=config.upstream.audience,
+                                   jwks_ca_file=str(pki.ca_file) if pki is not None else "")
         tap = AssertionTap(create_upstream_app(up_config))
         await stack.enter_async_context(serving(tap, uport))
 
@@ -151,7 +168,8 @@ async def start_stack(*, gateway_port: int = 8080, upstream_port: int = 8081,
             if payees := [account for _name, account in _payees]:
                 await seed_history(svc.risk.history, user_id, payees, now)
         return DemoStack(gateway_url, upstream_url, config, app, tap, data_dir, stack,
-                         admin_token=config.admin.token)
+                         admin_token=config.admin.token,
+                         client_ssl=pki.client_context() if pki is not None else None)
     except BaseException:
         await stack.aclose()
         raise
@@ -209,11 +227,14 @@ def port_of(stack: DemoStack) -> int:
 async def journey(stack: DemoStack, out: TextIO) -> bool:
     """The reference client's walk through the gateway; True when all went as expected."""
     t = Transcript(out, stack.tap)
-    transport = AiohttpTransport()
+    transport = stack.transport()
     try:
         phone = MobileClient(stack.gateway_url, transport)
         t.say(f"riskgate demo: gateway {stack.gateway_url}, upstream {stack.upstream_url}")
         t.say(f"state: {stack.services.redis_runtime.description}")
+        if stack.client_ssl is not None:
+            t.say(f"TLS: the gateway serves HTTPS with a certificate from a CA made for this run "
+                  f"({stack.data_dir / 'pki' / 'demo-ca.pem'}); the client trusts only that CA")
         t.say("")
         t.step(f"register this phone's P-256 device key for {DEMO_USER} (password + proof of possession)",
                await phone.register_device(DEMO_USER, DEMO_PASSWORD), lambda r: r.status == 201)
@@ -234,7 +255,7 @@ async def journey(stack: DemoStack, out: TextIO) -> bool:
                                       {"X-Request-Id": secrets.token_hex(8)}, b"")
         t.step("call the upstream directly, bypassing the gateway (no assertion)", direct,
                lambda r: r.status == 401 and r.error == "assertion_missing")
-        await stepup_chapter(t, stack, phone, Wallet(DEMO_PASSWORD, f"http://localhost:{port_of(stack)}"),
+        await stepup_chapter(t, stack, phone, Wallet(DEMO_PASSWORD, f"{stack.gateway_url.split(':')[0]}://localhost:{port_of(stack)}"),
                              source=ALICE_MAIN, payee=BOB_ACCOUNT, user_id=DEMO_USER)
         phone = await device_change_chapter(t, stack.services, phone, password=DEMO_PASSWORD,
                                             user_id=DEMO_USER, source=ALICE_MAIN, payee=BOB_ACCOUNT)
@@ -250,8 +271,9 @@ async def journey(stack: DemoStack, out: TextIO) -> bool:
 
 
 async def run_demo(*, once: bool, gateway_port: int = 8080, upstream_port: int = 8081,
-                   data_dir: Path | None = None, out: TextIO = sys.stdout) -> int:
-    stack = await start_stack(gateway_port=gateway_port, upstream_port=upstream_port, data_dir=data_dir)
+                   data_dir: Path | None = None, out: TextIO = sys.stdout, tls: bool = False) -> int:
+    stack = await start_stack(gateway_port=gateway_port, upstream_port=upstream_port, data_dir=data_dir,
+                              tls=tls)
     try:
         ok = await journey(stack, out)
         if once:

@@ -69,3 +69,24 @@ async def test_journey_moves_money_once_and_refusals_leave_no_trace(redis, redis
     finally:
         await transport.close()
         await stack.close()
+
+
+def test_riskgate_demo_over_tls_runs_the_journey_against_its_own_ca(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--once", "--tls",
+         "--port", str(free_port()), "--upstream-port", str(free_port()),
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "riskgate demo: gateway https://127.0.0.1:" in out
+    assert "journey complete" in out and "UNEXPECTED" not in out
+    # The server certificate the demo made chains to the demo's CA, for localhost and 127.0.0.1.
+    check = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "pki" / "demo-ca.pem"),
+                            str(tmp_path / "pki" / "server.pem")], capture_output=True, text=True)
+    assert check.returncode == 0 and "OK" in check.stdout, check.stdout + check.stderr
+    text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "pki" / "server.pem"), "-noout",
+                           "-ext", "subjectAltName"], capture_output=True, text=True).stdout
+    assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
