@@ -85,6 +85,8 @@ class LoadResult:
     p99_ms: float
     status_counts: Mapping[int, int]
     cpu_ms_per_request: float | None = None  # servers' CPU, when pids were given
+    # CPU of the first of those pids alone (the server under test, without its upstream).
+    lead_cpu_ms_per_request: float | None = None
 
 
 # ---------------------------------------------------------------- asyncio engine
@@ -112,9 +114,15 @@ def _percentile_ms(ordered: Sequence[float], q: float) -> float:
 
 async def run_load(make_request: RequestFactory, *, connections: int, duration: float,
                    warmup: float = 1.0, cpu_pids: Iterable[int] = (),
-                   timeout: float = 30.0) -> LoadResult:
+                   timeout: float = 30.0, rate: float | None = None) -> LoadResult:
     """Drive ``connections`` concurrent keep-alive connections for ``warmup`` then
     ``duration`` seconds; only responses completed in the timed window count.
+
+    With ``rate`` (requests per second) the load is open-loop: request ``i`` is
+    due at ``start + i / rate`` and its latency counts from that moment, so a
+    server that falls behind is charged for the queueing it causes (no
+    coordinated omission). ``connections`` must then cover the concurrency the
+    rate needs.
 
     ``make_request(i)`` returns ``(method, url, headers, body)`` for the i-th request
     (0, 1, 2 ... across warm-up and timed run). Exceptions it raises end the run.
@@ -128,17 +136,27 @@ async def run_load(make_request: RequestFactory, *, connections: int, duration: 
     start = loop.time()
     window_start, window_end = start + warmup, start + warmup + duration
     cpu_marks: list[float] = []
+    lead_marks: list[float] = []
 
     async def mark_cpu() -> None:
         for moment in (window_start, window_end):
             await asyncio.sleep(max(0.0, moment - loop.time()))
             cpu_marks.append(cpu_seconds(pids) if pids else 0.0)
+            lead_marks.append(cpu_seconds(pids[:1]) if pids else 0.0)
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal failures
         while loop.time() < window_end:
-            method, url, headers, body = make_request(next(counter))
-            sent = loop.time()
+            i = next(counter)
+            method, url, headers, body = make_request(i)
+            if rate is not None:
+                due = start + i / rate
+                if due >= window_end:
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                sent = due
+            else:
+                sent = loop.time()
             try:
                 async with session.request(method, url, headers=headers, data=body,
                                            allow_redirects=False) as resp:
@@ -171,12 +189,14 @@ async def run_load(make_request: RequestFactory, *, connections: int, duration: 
     latencies.sort()
     completed = sum(statuses.values())
     bad = failures + sum(n for code, n in statuses.items() if code >= 400)
-    cpu = ((cpu_marks[1] - cpu_marks[0]) * 1000 / completed
-           if pids and completed and len(cpu_marks) == 2 else None)
+    measured = pids and completed and len(cpu_marks) == 2
+    cpu = (cpu_marks[1] - cpu_marks[0]) * 1000 / completed if measured else None
+    lead = (lead_marks[1] - lead_marks[0]) * 1000 / completed if measured else None
     return LoadResult(
         requests=completed, errors=bad, seconds=duration, rps=completed / duration,
         p50_ms=_percentile_ms(latencies, 50), p99_ms=_percentile_ms(latencies, 99),
         status_counts=dict(sorted(statuses.items())), cpu_ms_per_request=cpu,
+        lead_cpu_ms_per_request=lead,
     )
 
 
@@ -291,7 +311,8 @@ class _WrkRun:
     reused: int
 
 
-def _parse_wrk(output: str, cpu_seconds_used: float | None) -> _WrkRun:
+def _parse_wrk(output: str, cpu_seconds_used: float | None,
+               lead_cpu_seconds_used: float | None = None) -> _WrkRun:
     total, marks = _RE_TOTAL.search(output), _RE_BENCH.search(output)
     percentiles = {int(q): float(v) * _UNIT_MS[u] for q, v, u in _RE_PCT.findall(output)}
     if total is None or marks is None or not {50, 99} <= percentiles.keys():
@@ -310,6 +331,8 @@ def _parse_wrk(output: str, cpu_seconds_used: float | None) -> _WrkRun:
             status_counts=dict(sorted(statuses.items())),
             cpu_ms_per_request=(cpu_seconds_used * 1000 / completed
                                 if cpu_seconds_used is not None and completed else None),
+            lead_cpu_ms_per_request=(lead_cpu_seconds_used * 1000 / completed
+                                     if lead_cpu_seconds_used is not None and completed else None),
         ),
         last_index=int(marks.group(1)), reused=int(marks.group(2)),
     )
@@ -342,6 +365,7 @@ def run_wrk(url_base: str, requests: Sequence[RequestSpec], connections: int, du
                 "threads": threads, "offset": offset,
             })
             before = cpu_seconds(pids) if pids else None
+            lead_before = cpu_seconds(pids[:1]) if pids else None
             proc = subprocess.run(
                 ["wrk", "--latency", "-t", str(threads), "-c", str(connections),
                  "-d", f"{max(1, round(seconds))}s", "--timeout", f"{max(1, round(timeout))}s",
@@ -349,9 +373,10 @@ def run_wrk(url_base: str, requests: Sequence[RequestSpec], connections: int, du
                 capture_output=True, text=True, timeout=seconds + timeout + 60, check=False,
             )
             used = cpu_seconds(pids) - before if before is not None else None
+            lead_used = cpu_seconds(pids[:1]) - lead_before if lead_before is not None else None
             if proc.returncode != 0:
                 raise WrkFailed(f"wrk exited {proc.returncode}: {proc.stderr or proc.stdout}")
-            run = _parse_wrk(proc.stdout, used)
+            run = _parse_wrk(proc.stdout, used, lead_used)
             if run.reused and not allow_reuse:
                 raise RequestPoolExhausted(
                     f"wrk needed {run.reused} more requests than the {len(requests)} given "
@@ -370,12 +395,16 @@ def run_wrk(url_base: str, requests: Sequence[RequestSpec], connections: int, du
 
 def run_benchmark(url_base: str, requests: Sequence[RequestSpec], *, connections: int,
                   duration: float, warmup: float = 1.0, cpu_pids: Iterable[int] = (),
-                  engine: str = "auto") -> LoadResult:
+                  engine: str = "auto", rate: float | None = None) -> LoadResult:
     """Blocking: wrk when installed (``engine="auto"``), else the asyncio generator.
+    A fixed ``rate`` (open loop) always uses the asyncio generator.
 
     Call it from synchronous code with the servers in other processes.
     """
     pids = list(cpu_pids)
+    if rate is not None:
+        return asyncio.run(run_load(pool_factory(url_base, requests), connections=connections,
+                                    duration=duration, warmup=warmup, cpu_pids=pids, rate=rate))
     if engine == "wrk" or (engine == "auto" and wrk_available()):
         return run_wrk(url_base, requests, connections, duration, warmup=warmup, cpu_pids=pids)
     if engine not in ("auto", "asyncio"):
@@ -394,7 +423,7 @@ def print_table(rows: Sequence[tuple[str, LoadResult]], *, baseline: str | None 
     (a row name; the first row when omitted)."""
     out = file or sys.stdout
     base = dict(rows)[baseline] if baseline else rows[0][1]
-    header = (f"{'name':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
+    header = (f"{'name':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
               f"{'req/s ratio':>13}{'CPU ratio':>11}{'requests':>10}{'errors':>8}")
     print(header, file=out)
     print("-" * len(header), file=out)
@@ -402,7 +431,7 @@ def print_table(rows: Sequence[tuple[str, LoadResult]], *, baseline: str | None 
         rps_ratio = r.rps / base.rps if base.rps else None
         cpu_ratio = (r.cpu_ms_per_request / base.cpu_ms_per_request
                      if r.cpu_ms_per_request and base.cpu_ms_per_request else None)
-        print(f"{name:<16}{_fmt(r.rps, 0):>10}{_fmt(r.p50_ms, 2):>9}{_fmt(r.p99_ms, 2):>9}"
+        print(f"{name:<24}{_fmt(r.rps, 0):>10}{_fmt(r.p50_ms, 2):>9}{_fmt(r.p99_ms, 2):>9}"
               f"{_fmt(r.cpu_ms_per_request, 3):>12}{_fmt(rps_ratio, 2):>13}"
               f"{_fmt(cpu_ratio, 2):>11}{r.requests:>10,}{r.errors:>8,}", file=out)
 

@@ -42,6 +42,7 @@ from limits import (
     required_tier,
 )
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
+from risk_engine.history import UserHistory
 
 __all__ = ["Decision", "decide", "finish", "queue_user_rows"]
 
@@ -124,11 +125,13 @@ def _ms(start: float) -> float:
 async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | None, session: Session,
                  device: Device, headers: dict[bytes, bytes], client_ip: str, now: float,
                  decision_id: str,
-                 user_rows: tuple[dict[bytes, bytes], bytes | None] | None = None) -> Decision:
+                 user_rows: tuple[dict[bytes, bytes], bytes | None] | None = None,
+                 history: UserHistory | None = None) -> Decision:
     """Return the decision for a call that may go ahead, or raise the refusal.
 
     ``user_rows`` is the user's account directory hash and enrolment time when
-    the caller fetched them already (in the same round trip as the session).
+    the caller fetched them already (in the same round trip as the session);
+    ``history`` the user's risk history when the caller read it already.
     """
     action = matched.route.action
     moves_money = txn is not None and action.moves_money
@@ -152,7 +155,7 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
         ip=client_ip, geo=rec.geo(client_ip),
         account_created=float(raw_created) if raw_created else 0.0,
         account_class=account_class.value if account_class is not None else "I")
-    features, risk = await svc.risk.assess(facts, now)
+    features, risk = await svc.risk.assess(facts, now, history=history)
     d = Decision(decision_id, facts, dict(features), risk)
     d.latencies_ms["risk"] = _ms(t0)
     if risk.level is RiskLevel.BLOCK:

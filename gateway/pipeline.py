@@ -17,9 +17,11 @@ from device_fingerprint.registry import Device, device_key, user_of_device, user
 from gateway.assertion import AssertionClaims
 from gateway.decision import decide, finish, queue_user_rows
 from gateway.device_check import SignedRequest
-from gateway.errors import NotFound, Unauthorized
-from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST
+from gateway.errors import NotFound, Unauthorized, UpstreamUnavailable
+from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST, UpstreamResponse
 from gateway.services import Services
+from gateway.switches import MOBILE
+from gateway.switches_store import ops_settings
 from limits import Reservation, ReservationCommitted, ReservationReleased, ReservationState
 from risk_engine import Outcome
 
@@ -64,6 +66,10 @@ class ProxyPipeline:
         matched = svc.policy.match(method, path)
         if matched is None:
             raise NotFound("route_not_found", f"{method} {path} is not a gateway route")
+        # Operations switches: a stopped service or channel is refused before anything is read.
+        ops = await ops_settings(svc, now)
+        ops.check_channel(MOBILE, now)
+        ops.check_action(matched.route.action.value, now)
         txn = matched.route.transaction(body)
 
         # 2-3: device signature and session, fetched in one round trip.
@@ -86,19 +92,29 @@ class ProxyPipeline:
                 raw_device, raw_session, *user_rows = await pipe.execute()
         device = Device.from_hash(req.device_id, raw_device)
         svc.device_check.verify(device, req, now)
+        ops.check_device(device, now)  # the mobile.<os> channel
         session = svc.sessions.parse(session_key, raw_session, device_id=device.device_id, now=now)
+        # The nonce, the session's idle timer and the risk history: one round trip.
+        payee = txn.payee if txn is not None else ""
+        history_store = svc.risk.history
         async with svc.redis.pipeline(transaction=False) as pipe:
             pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
             pipe.expire(session_key, svc.sessions.idle_ttl(session, now))
-            claimed, _ = await pipe.execute()
+            history_store.queue_read(pipe, session.user_id, payee=payee, device_id=device.device_id, now=now)
+            claimed, expired, history_reply = await pipe.execute(raise_on_error=False)
+        for reply in (claimed, expired):
+            if isinstance(reply, Exception):
+                raise reply
         svc.device_check.nonce_claimed(claimed)
+        history = await history_store.parse_read(history_reply, session.user_id, payee=payee,
+                                                 device_id=device.device_id, now=now)
 
         # 5-7: risk, required tier, step-up gate, spend reservation.
         decision_id = secrets.token_hex(12)
         client = scope.get("client")
         d = await decide(svc, matched=matched, txn=txn, session=session, device=device,
                          headers=headers, client_ip=client[0] if client else "", now=now,
-                         decision_id=decision_id, user_rows=tuple(user_rows))
+                         decision_id=decision_id, user_rows=tuple(user_rows), history=history)
         assert d.reached is not None
         token_str, _claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,
@@ -120,6 +136,8 @@ class ProxyPipeline:
         if d.reservation is not None:
             await _settle(svc, d.reservation, ok=ok, now=self._clock())
         finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok)
+        if resp.status >= 500:
+            raise _upstream_failed(resp, decision_id)
         resp_headers = list(resp.headers)
         resp_headers.append((b"content-length", str(len(resp.body)).encode()))
         resp_headers.append((b"x-riskgate-decision", decision_id.encode()))
@@ -149,6 +167,18 @@ class ProxyPipeline:
         qs = scope.get("query_string", b"")
         path_qs = scope["path"] + ("?" + qs.decode("latin-1") if qs else "")
         return await svc.upstream.forward(scope["method"], path_qs, out, body)
+
+
+def _upstream_failed(resp: UpstreamResponse, decision_id: str) -> UpstreamUnavailable:
+    """A 5xx from the upstream reaches the client as 502 ``upstream_error``: its
+    body is the bank's internals, not the client's business. A ``Retry-After``
+    it sent is kept."""
+    headers = {"x-riskgate-decision": decision_id}
+    for name, value in resp.headers:
+        if name == b"retry-after":
+            headers["retry-after"] = value.decode("latin-1")
+    return UpstreamUnavailable("upstream_error", "the banking service failed to handle the request",
+                               headers=headers)
 
 
 async def _settle(svc: Services, reservation: Reservation, *, ok: bool, now: float) -> None:
