@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from auth_tools.lockout import LockoutPolicy, ToolLockout
 from device_fingerprint.registry import DeviceRegistry
@@ -26,6 +27,7 @@ from gateway.api_carrier import ROUTES as CARRIER_ROUTES
 from gateway.api_console import ROUTES as CONSOLE_ROUTES
 from gateway.api_devices import ROUTES as DEVICE_ROUTES
 from gateway.api_limits import ROUTES as LIMIT_ROUTES
+from gateway.api_ops import ROUTES as OPS_ROUTES
 from gateway.api_pki import ROUTES as PKI_ROUTES
 from gateway.api_risk import ROUTES as RISK_ROUTES
 from gateway.api_stepup import begin_tool, complete_tool
@@ -34,29 +36,27 @@ from gateway.asgi_edge import EdgeMiddleware
 from gateway.assertion import AssertionSigner
 from gateway.challenges import ChallengeStore
 from gateway.config import Config
+from gateway.console import ROUTES as CONSOLE_UI_ROUTES
 from gateway.credentials import CredentialStore
+from gateway.data_keys import DataKeyError, open_keyring
 from gateway.decision_writer import DecisionWriter
 from gateway.device_binding import BindingAwareDeviceCheck
 from gateway.device_recognition import DeviceRecognition
 from gateway.encryption_keys import EncryptionKeyStore
 from gateway.errors import Forbidden, MethodNotAllowed, NotFound, Unauthorized
+from gateway.openapi import openapi
 from gateway.payload_encryption import PayloadEncryption
 from gateway.pipeline import ProxyPipeline
 from gateway.proxy import UpstreamClient
 from gateway.redis_store import RedisRuntime
 from gateway.route_policy import RoutePolicy
-from gateway.sealing import Sealer, load_kek
+from gateway.sealing import load_kek
 from gateway.services import Services
 from gateway.sessions import SessionStore
 from gateway.signing_keys import SigningKeyStore
 from gateway.sim_swap_guard import guard_sms_tools
-from gateway.stepup_setup import (
-    DERIVED_KEY_PURPOSES,
-    default_stepup_tools,
-    derive_key,
-    load_tier_policy,
-    sms_sender_for,
-)
+from gateway.stepup_setup import default_stepup_tools, load_tier_policy, sms_sender_for
+from gateway.switches_store import OpsStore, OpsSwitches
 from gateway.tls_serving import HstsMiddleware
 from gateway.users import UserStore
 from limits import ReservationStore, UserLimitStore
@@ -73,7 +73,11 @@ async def build_services(config: Config) -> Services:
     redis = runtime.client
     limits_config = config.limits.load()
     kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)
-    sealer = Sealer(kek)
+    try:
+        sealer, derived_keys = await open_keyring(redis, kek)  # secrets are sealed under the data key
+    except DataKeyError:  # this KEK does not unwrap the keyring: refuse to start
+        await runtime.close()
+        raise
     keys = SigningKeyStore(redis, sealer, token_lifetime=config.assertion.lifetime,
                            refresh_interval=config.assertion.key_refresh_interval)
     try:
@@ -115,15 +119,16 @@ async def build_services(config: Config) -> Services:
         reservations=ReservationStore(redis, limits_config),
         user_limits=UserLimitStore(redis, limits_config),
         accounts=AccountDirectory(redis),
-        risk=RiskEngine(redis, model_key=derive_key(kek, "model-snapshot"),
+        risk=RiskEngine(redis, model_key=derived_keys.get("model-snapshot") or secrets.token_bytes(32),
                         thresholds=RiskThresholds(medium=config.risk.medium, high=config.risk.high,
                                                   block=config.risk.block,
                                                   min_labels=config.risk.min_labels)),
-        derived_keys={purpose: derive_key(kek, purpose) for purpose in DERIVED_KEY_PURPOSES},
+        derived_keys=derived_keys,
         stepup_tools=guard_sms_tools(default_stepup_tools()),
         recognition=DeviceRecognition(redis, registry, config.device, limits_config),
     )
     svc.decision_writer = DecisionWriter(redis, svc.background)
+    svc.switches = OpsSwitches(OpsStore(redis), limits=limits_config, stepup=config.stepup)
     return svc
 
 
@@ -207,6 +212,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/devices", register_device, methods=["POST"]),
         Route("/auth/login", login, methods=["POST"]),
         Route("/auth/logout", logout, methods=["POST"]),
@@ -220,6 +226,8 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         *DEVICE_ROUTES,
         *CARRIER_ROUTES,
         *CONSOLE_ROUTES,
+        Mount("/console", routes=CONSOLE_UI_ROUTES),
+        *OPS_ROUTES,
     ]
     app = Starlette(
         routes=routes,

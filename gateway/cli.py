@@ -16,6 +16,8 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+from gateway.cli_admin import add_admin_commands  # noqa: E402
+from gateway.cli_audit import add_audit_commands  # noqa: E402
 from gateway.cli_risk import add_risk_commands  # noqa: E402
 
 
@@ -71,26 +73,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         logging.getLogger("riskgate.access").setLevel(logging.WARNING)
     try:
         return asyncio.run(run_demo(once=args.once, gateway_port=args.port,
-                                    upstream_port=args.upstream_port, data_dir=data_dir))
+                                    upstream_port=args.upstream_port, data_dir=data_dir, tls=args.tls))
     except KeyboardInterrupt:
         return 0
 
 
 async def _rotate(args: argparse.Namespace) -> int:
+    from gateway.data_keys import sealer_for
     from gateway.redis_store import RedisRuntime
-    from gateway.sealing import Sealer, load_kek
+    from gateway.sealing import load_kek
     from gateway.signing_keys import SigningKeyStore
 
     config = _config(args)
     runtime = RedisRuntime.open(config.redis.url, config.data_path)
     try:
-        sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
+        sealer = await sealer_for(runtime.client, load_kek(config.assertion.kek, config.assertion.kek_file,
+                                                           config.data_path))
         store = SigningKeyStore(runtime.client, sealer, token_lifetime=config.assertion.lifetime,
                                 refresh_interval=config.assertion.key_refresh_interval)
-        new, old = await store.rotate(time.time())
+        ahead = config.assertion.key_publish_ahead
+        new, old = await store.rotate(time.time(), publish_ahead=ahead)
         print(f"new signing key: {new}")
         if old:
-            print(f"previous key {old} stays published until its last tokens expire")
+            print(f"published now; it signs in {ahead:g} s (assertion.key_publish_ahead); previous key "
+                  f"{old} signs until then and stays published until its last tokens expire")
         return 0
     finally:
         await runtime.close()
@@ -101,14 +107,16 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 async def _rotate_enc(args: argparse.Namespace) -> int:
+    from gateway.data_keys import sealer_for
     from gateway.encryption_keys import EncryptionKeyStore
     from gateway.redis_store import RedisRuntime
-    from gateway.sealing import Sealer, load_kek
+    from gateway.sealing import load_kek
 
     config = _config(args)
     runtime = RedisRuntime.open(config.redis.url, config.data_path)
     try:
-        sealer = Sealer(load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path))
+        sealer = await sealer_for(runtime.client, load_kek(config.assertion.kek, config.assertion.kek_file,
+                                                           config.data_path))
         store = EncryptionKeyStore(runtime.client, sealer, grace_seconds=config.encryption.key_grace_seconds)
         new, old = await store.rotate(time.time())
         print(f"new encryption key: {new}")
@@ -121,6 +129,43 @@ async def _rotate_enc(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate_enc(args: argparse.Namespace) -> int:
     return asyncio.run(_rotate_enc(args))
+
+
+async def _rotate_kek(args: argparse.Namespace, new_kek: bytes | None) -> int:
+    from gateway.data_keys import drop_other_keks, rotate_kek
+    from gateway.redis_store import RedisRuntime
+    from gateway.sealing import kek_id_of, load_kek
+
+    config = _config(args)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    try:
+        kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)
+        if new_kek is None:
+            dropped = await drop_other_keks(runtime.client, kek)
+            print(f"data keys now wrapped only under KEK {kek_id_of(kek)}; dropped wrappings under: "
+                  f"{', '.join(dropped) or 'none'}")
+            return 0
+        for key_id in await rotate_kek(runtime.client, kek, new_kek):
+            print(f"re-wrapped data key {key_id}: KEK {kek_id_of(kek)} -> {kek_id_of(new_kek)}")
+        print(f"gateways with KEK {kek_id_of(kek)} keep working; restart each with the new KEK, then run "
+              "`riskgate keys rotate-kek --drop-other-keks` with the new KEK configured")
+        return 0
+    finally:
+        await runtime.close()
+
+
+def cmd_keys_rotate_kek(args: argparse.Namespace) -> int:
+    from gateway.sealing import parse_kek, read_kek_file
+
+    new_kek: bytes | None = None
+    if args.new_kek_file:
+        new_kek = read_kek_file(Path(args.new_kek_file), "--new-kek-file")
+    elif args.new_kek_stdin:
+        new_kek = parse_kek(sys.stdin.readline(), "--new-kek-stdin", "standard input")
+    elif not args.drop_other_keks:
+        print("riskgate: give --new-kek-file, --new-kek-stdin or --drop-other-keks", file=sys.stderr)
+        return 2
+    return asyncio.run(_rotate_kek(args, new_kek))
 
 
 def cmd_keys_kek(args: argparse.Namespace) -> int:
@@ -175,12 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run everything locally and walk the reference client through it")
     p.add_argument("--once", action="store_true", help="exit after the journey (0 when it went as expected)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve the gateway over HTTPS with a local CA made for this run")
     p.add_argument("--port", type=int, default=8080, help="gateway port (a free one if taken)")
     p.add_argument("--upstream-port", type=int, default=8081, help="upstream port (a free one if taken)")
     p.add_argument("--data-dir", help="keep state here instead of a temporary directory")
     p.set_defaults(func=cmd_demo)
 
     add_risk_commands(sub, _config)
+    add_audit_commands(sub, _config)
+    add_admin_commands(sub, _config)
 
     keys = sub.add_parser("keys", help="assertion signing keys").add_subparsers(dest="keys_command",
                                                                                 required=True)
@@ -191,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "for encryption.key_grace_seconds")
     p.add_argument("--config")
     p.set_defaults(func=cmd_keys_rotate_enc)
+    p = keys.add_parser("rotate-kek", help="wrap the data keys under a new key-encryption key too; "
+                                           "--drop-other-keks once every gateway runs with it")
+    p.add_argument("--config")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--new-kek-file", help="file holding the new KEK (from `riskgate keys kek`)")
+    how.add_argument("--new-kek-stdin", action="store_true", help="read the new KEK from standard input")
+    how.add_argument("--drop-other-keks", action="store_true",
+                     help="keep only the wrappings under the configured KEK")
+    p.set_defaults(func=cmd_keys_rotate_kek)
     p = keys.add_parser("kek", help="print a new random key-encryption key (base64url)")
     p.set_defaults(func=cmd_keys_kek)
 

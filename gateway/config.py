@@ -51,6 +51,13 @@ def _require(key: str, ok: bool, problem: str) -> None:
         raise ConfigError(key, problem)
 
 
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # a name too long, say
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -73,8 +80,17 @@ class RedisConfig:
     url: str = ""
 
     def validate(self) -> None:
-        _require("redis.url", self.url == "" or re.match(r"^(redis|rediss|unix)://", self.url) is not None,
-                 "must be empty (embedded Redis) or a redis://, rediss:// or unix:// URL")
+        _require("redis.url", self.url == "" or re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://",
+                                                          self.url) is not None,
+                 "must be empty (embedded Redis) or a redis://, rediss://, unix:// or "
+                 "redis+cluster://host:port[,host:port...] URL")
+        if self.url.startswith(("redis+cluster://", "rediss+cluster://")):
+            from gateway.redis_cluster import seed_nodes
+
+            try:
+                seed_nodes(self.url)
+            except ValueError as exc:
+                raise ConfigError("redis.url", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +117,14 @@ class AssertionConfig:
     kek: str = ""
     kek_file: str = ""
     key_refresh_interval: float = 1.0
+    # A rotated signing key is published this long before it signs: at least the
+    # upstreams' minimum interval between JWKS refetches.
+    key_publish_ahead: float = 15.0
 
     def validate(self) -> None:
         _require("assertion.issuer", bool(self.issuer), "must not be empty")
+        _require("assertion.key_publish_ahead", 0 <= self.key_publish_ahead <= 3600,
+                 "must be in [0, 3600] seconds")
         _require("assertion.lifetime", 1 <= self.lifetime <= 60,
                  "must be between 1 and 60 seconds (the upstream refuses longer)")
         _require("assertion.kek", self.kek == "" or _is_b64_key(self.kek),
@@ -193,7 +214,7 @@ class DeviceConfig:
         _require("device.carrier_token", self.carrier_token == "" or len(self.carrier_token) >= 24,
                  "must be empty (SIM-swap report API off) or at least 24 characters")
         if self.ip_regions_file:
-            _require("device.ip_regions_file", Path(self.ip_regions_file).is_file(), "no such file")
+            _require("device.ip_regions_file", _is_file(self.ip_regions_file), "no such file")
         _require("device.geo_max_radius_km", 0 <= self.geo_max_radius_km <= 20_000,
                  "must be in [0, 20000] km")
 
@@ -223,6 +244,11 @@ class StepUpConfig:
     rp_name: str = "riskgate"
     origins: str = "http://localhost:8080"
     totp_issuer: str = "riskgate"
+    # The face-match provider (docs/face-provider.md); no key: the face tool is not offered.
+    face_provider_key: str = ""
+    face_issuer: str = ""
+    face_provider_url: str = ""
+    face_min_score: float = 0.8
 
     def validate(self) -> None:
         _require("stepup.challenge_ttl", 30 <= self.challenge_ttl <= 1800, "must be in [30, 1800] seconds")
@@ -234,7 +260,30 @@ class StepUpConfig:
                                        for o in self.origins.split(",")),
                  "must be a comma-separated list of http(s) origins")
         if self.tiers_file:
-            _require("stepup.tiers_file", Path(self.tiers_file).is_file(), "no such file")
+            _require("stepup.tiers_file", _is_file(self.tiers_file), "no such file")
+        _require("stepup.face_min_score", 0.0 < self.face_min_score <= 1.0, "must be in (0, 1]")
+        if self.face_provider_key:
+            self._validate_face_provider()
+
+    def _validate_face_provider(self) -> None:
+        from auth_tools.face import load_provider_keys
+
+        _require("stepup.face_issuer", bool(self.face_issuer.strip()),
+                 "is required with stepup.face_provider_key (the provider's iss claim)")
+        if not self.face_provider_key.lstrip().startswith("{"):
+            _require("stepup.face_provider_key", _is_file(self.face_provider_key),
+                     "no such file (give a PEM or JWK file path, or inline JWK JSON)")
+        try:
+            load_provider_keys(self.face_provider_key_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError("stepup.face_provider_key", str(exc)) from exc
+
+    def face_provider_key_text(self) -> str:
+        """The face provider's public key: the inline JWK JSON, or the contents of the file named."""
+        value = self.face_provider_key.strip()
+        if not value or value.startswith("{"):
+            return value
+        return Path(value).read_text(encoding="utf-8")
 
     @property
     def origin_list(self) -> tuple[str, ...]:
@@ -288,7 +337,7 @@ class LimitsSection:
     def validate(self) -> None:
         _require("limits.add_payee_tier", 0 <= self.add_payee_tier <= 5, "must be in [0, 5]")
         if self.file:
-            _require("limits.file", Path(self.file).is_file(), "no such file")
+            _require("limits.file", _is_file(self.file), "no such file")
             self.load()
 
     def load(self):  # noqa: ANN201 - limits.LimitsConfig
@@ -301,7 +350,7 @@ class LimitsSection:
             with open(self.file, "rb") as fh:
                 doc = tomllib.load(fh)
             return LimitsConfig.from_dict(doc.get("limits", doc))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError("limits.file", str(exc)) from exc
         except LimitsConfigInvalid as exc:
             raise ConfigError(getattr(exc, "key", "limits.file"), str(exc)) from exc
@@ -368,7 +417,7 @@ class TlsConfig:
         for key, value in (("tls.cert_file", self.cert_file), ("tls.key_file", self.key_file),
                            ("tls.client_ca_file", self.client_ca_file)):
             if value:
-                _require(key, Path(value).is_file(), f"no such file: {value}")
+                _require(key, _is_file(value), f"no such file: {value}")
         _require("tls.client_ca_file", self.enabled or not self.client_ca_file,
                  "client certificates need TLS (set tls.cert_file and tls.key_file)")
         _require("tls.client_cert_required", self.client_ca_file or not self.client_cert_required,
@@ -438,7 +487,7 @@ def _coerce(key: str, raw: object, annotation: object) -> object:
             raise ConfigError(key, f"must be an integer, got {raw!r}")
         if isinstance(raw, int):
             return raw
-        if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+        if isinstance(raw, str) and re.fullmatch(r"-?[0-9]{1,100}", raw.strip()):
             return int(raw)
         raise ConfigError(key, f"must be an integer, got {raw!r}")
     if target is float:
@@ -495,19 +544,20 @@ def load_config(path: str | os.PathLike[str] | None = None,
                 data = tomllib.load(fh)
         except FileNotFoundError as exc:
             raise ConfigError("--config", f"file {str(path)!r} not found") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
 
     for name in data:
         if name not in _SECTIONS and name != "routes":
             raise ConfigError(name, f"unknown section (known: {', '.join(sorted([*_SECTIONS, 'routes']))})")
 
+    for name in _SECTIONS:
+        if not isinstance(data.get(name, {}), dict):
+            raise ConfigError(name, "must be a table")
     sections: dict[str, dict[str, object]] = {
         name: dict(data.get(name, {})) for name in _SECTIONS  # type: ignore[arg-type]
     }
     for name, table in sections.items():
-        if not isinstance(table, dict):
-            raise ConfigError(name, "must be a table")
         fields = {f.name for f in dataclasses.fields(_SECTIONS[name])}
         for key in fields:
             var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
