@@ -27,7 +27,9 @@ from mobile_client import MobileClient, stepup
 
 __all__ = ["ROUND_AMOUNT", "run_stepup_rounds"]
 
-ROUND_AMOUNT = "1500.00"  # above the T1 limit: needs T2, which SMS armor (T3) satisfies
+# Above the T1 limit: needs T2, which SMS armor (T3) satisfies. Each customer can take
+# 49 rounds a day before its transfers to others pass 50,000 and need T4.
+ROUND_AMOUNT = "1000.01"
 OUTBOX = "riskgate:dev:sms_outbox"
 _CODE = re.compile(r"[Cc]ode (?:is )?(\d{6})")
 
@@ -65,8 +67,9 @@ async def _round(phone: MobileClient, redis: aioredis.Redis, masked_phone: str, 
 
 async def run_stepup_rounds(customers: Sequence[tuple[MobileClient, str, str, str]], redis_sock: str, *,
                             duration: float, warmup: float, cpu_pids: Sequence[int],
-                            payee: str) -> LoadResult:
-    """``customers``: (phone with an open transport, masked phone, source account, user id)."""
+                            payee: str, concurrency: int = 8) -> LoadResult:
+    """``customers``: (phone with an open transport, masked phone, source account, user id).
+    ``concurrency`` rounds run at once; each worker takes its customers in turn."""
     redis = aioredis.Redis(unix_socket_path=redis_sock)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -80,8 +83,11 @@ async def run_stepup_rounds(customers: Sequence[tuple[MobileClient, str, str, st
             await asyncio.sleep(max(0.0, moment - loop.time()))
             marks.append((cpu_seconds(cpu_pids), cpu_seconds(cpu_pids[:1])))
 
-    async def customer(phone: MobileClient, masked: str, source: str) -> None:
+    async def worker(mine: Sequence[tuple[MobileClient, str, str, str]]) -> None:
+        turn = 0
         while loop.time() < window_end:
+            phone, masked, source, _user = mine[turn % len(mine)]
+            turn += 1
             t0 = loop.time()
             status = await _round(phone, redis, masked, source, payee)
             done = loop.time()
@@ -91,7 +97,7 @@ async def run_stepup_rounds(customers: Sequence[tuple[MobileClient, str, str, st
 
     try:
         marker = asyncio.create_task(mark())
-        await asyncio.gather(*(customer(p, m, s) for p, m, s, _ in customers))
+        await asyncio.gather(*(worker(customers[i::concurrency]) for i in range(concurrency)))
         await marker
     finally:
         await redis.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import secrets
@@ -194,6 +195,11 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         holder["svc"] = svc
         app.state.services = svc
         log.info("riskgate gateway ready; state in %s", svc.redis_runtime.description)
+        # What startup built (compiled rules, the model, keys, modules) lives as long as the
+        # process: take it out of the collector's reach, so a full collection does not
+        # walk it in the middle of a request.
+        gc.collect()
+        gc.freeze()
         # Releases spend reservations a crashed request never settled.
         stop_reaper = asyncio.Event()
         reaper = asyncio.get_running_loop().create_task(
