@@ -13,6 +13,7 @@ at most every ``refresh_interval`` seconds (:class:`OpsSwitches`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,7 @@ class OpsSwitches:
         self._settings = OpsSettings()
         self._raw: bytes | None = None
         self._checked = float("-inf")
+        self._inflight: asyncio.Future[None] | None = None
         self._applied: OpsSettings | None = None
         self.last_error: Exception | None = None
 
@@ -156,7 +158,12 @@ class OpsSwitches:
     async def current(self, now: float) -> OpsSettings:
         if now - self._checked >= self._interval:
             self._checked = now
-            await self._refresh()
+            self._inflight = asyncio.ensure_future(self._refresh())
+            await asyncio.shield(self._inflight)
+        elif self._raw is None and self._inflight is not None and not self._inflight.done():
+            # A burst right after startup waits for the first read: a switched-off action
+            # must not pass while it is on its way.
+            await asyncio.shield(self._inflight)
         return self._settings
 
     async def _refresh(self) -> None:

@@ -12,6 +12,7 @@ reservation neither committed nor released expires after
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +47,13 @@ from limits.windows import Window, periods_at
 __all__ = ["Reservation", "ReservationState", "ReservationStore"]
 
 _REAP_SCAN_CHUNK = 4096
+
+
+@functools.cache
+def _pending_chunks() -> tuple[tuple[str, ...], ...]:
+    """The 16384 per-slot pending indexes in chunks, named once per process."""
+    return tuple(tuple(pending_key(s) for s in range(start, min(SLOTS, start + _REAP_SCAN_CHUNK)))
+                 for start in range(0, SLOTS, _REAP_SCAN_CHUNK))
 
 
 class ReservationState(StrEnum):
@@ -297,8 +305,7 @@ class ReservationStore:
         may not span slots) and runs the reap script only where something is due.
         """
         due: list[str] = []
-        for start in range(0, SLOTS, _REAP_SCAN_CHUNK):
-            names = [pending_key(s) for s in range(start, min(SLOTS, start + _REAP_SCAN_CHUNK))]
+        for names in _pending_chunks():
             due.extend(await self._call(lambda names=names: self._due_indexes(names, now)))
         released = 0
         for name in due:
@@ -311,7 +318,7 @@ class ReservationStore:
                     break
         return released
 
-    async def _due_indexes(self, names: list[str], now: float) -> list[str]:
+    async def _due_indexes(self, names: Sequence[str], now: float) -> list[str]:
         if not self._cluster:
             return [_text(n) for n in await self._due(keys=names, args=[repr(now)])]
         pipe = self._redis.pipeline(transaction=False)

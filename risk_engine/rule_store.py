@@ -14,6 +14,7 @@ Keys written before the tag (``risk:rules:*``) are moved on first use.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -172,12 +173,18 @@ class RuleSource:
         self._fallback = compile_rule_set(fallback, schema) if fallback is not None else None
         self._compiled: CompiledRuleSet | None = None
         self._checked = float("-inf")
+        self._inflight: asyncio.Future[None] | None = None
         self.last_error: Exception | None = None
 
     async def current(self, now: float) -> CompiledRuleSet:
         if now - self._checked >= self._interval:
             self._checked = now
-            await self._refresh()
+            self._inflight = asyncio.ensure_future(self._refresh())
+            await asyncio.shield(self._inflight)
+        elif self._compiled is None and self._inflight is not None and not self._inflight.done():
+            # Requests that arrive while the first load is on its way wait for it rather
+            # than run on the fallback rules.
+            await asyncio.shield(self._inflight)
         if self._compiled is not None:
             return self._compiled
         if self._fallback is not None:

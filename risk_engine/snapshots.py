@@ -15,6 +15,7 @@ first use.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import pickle
@@ -186,18 +187,25 @@ class ModelSource:
         self._name = name
         self._interval = refresh_interval
         self._checked = float("-inf")
+        self._inflight: asyncio.Future[None] | None = None
         self.snapshot: ModelSnapshot | None = None
         self.last_error: Exception | None = None
 
     async def current(self, now: float) -> ModelSnapshot | None:
         if now - self._checked >= self._interval:
             self._checked = now
-            try:
-                version = await self._store.current_version(self._name)
-                if version is not None and (self.snapshot is None or self.snapshot.version != version):
-                    self.snapshot = await self._store.load(self._name, version)
-                    self.last_error = None
-            except (RiskStateUnavailable, SnapshotNotFound, SnapshotSignatureInvalid,
-                    SnapshotCorrupt) as exc:
-                self.last_error = exc  # keep the last good snapshot
+            self._inflight = asyncio.ensure_future(self._refresh())
+            await asyncio.shield(self._inflight)
+        elif self.snapshot is None and self._inflight is not None and not self._inflight.done():
+            await asyncio.shield(self._inflight)  # a burst at startup waits for the first load
         return self.snapshot
+
+    async def _refresh(self) -> None:
+        try:
+            version = await self._store.current_version(self._name)
+            if version is not None and (self.snapshot is None or self.snapshot.version != version):
+                self.snapshot = await self._store.load(self._name, version)
+                self.last_error = None
+        except (RiskStateUnavailable, SnapshotNotFound, SnapshotSignatureInvalid,
+                SnapshotCorrupt) as exc:
+            self.last_error = exc  # keep the last good snapshot

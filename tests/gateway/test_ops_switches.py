@@ -248,3 +248,15 @@ async def test_the_ops_api_needs_the_admin_token_and_a_named_author(gateway_fact
     anonymous = await _admin(gw, "PUT", "/admin/ops", {"business": {"transfer": False}, "reason": "r"})
     assert (anonymous.status_code, anonymous.json()["error"]) == (400, "author_required")
     assert (await _admin(gw, "GET", "/admin/ops")).json()["version"] == 0
+
+
+async def test_a_restarted_gateways_first_burst_already_sees_the_stop(gateway_factory, echo_upstream):
+    """The first requests after a start must not pass while the settings are being read."""
+    echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url}, admin={"token": ADMIN})
+    assert (await _put(gw, business={"transfer": False})).status_code == 200
+    fresh = await gateway_factory(upstream={"url": url}, admin={"token": ADMIN})  # a restart
+    client = await _customer(fresh)
+    results = await asyncio.gather(*(_transfer(client, "10.00") for _ in range(20)))
+    assert {(r.status, r.error) for r in results} == {(503, "service_suspended")}
+    assert echo.requests == []

@@ -72,3 +72,15 @@ async def test_tampered_stored_version_is_refused_and_last_good_kept(redis):
     await redis.set("{risk:rules}:active", 2)
     assert (await source.current(NOW + 1)).version == 1
     assert isinstance(source.last_error, RuleSetInvalid)
+
+
+async def test_requests_racing_the_first_load_never_run_on_the_fallback_pack(redis):
+    """A gateway's first burst of requests waits for the published rule set: the
+    default pack must not decide them while the first read is on its way."""
+    import asyncio
+
+    store = RuleStore(redis)
+    version = await store.publish(_set("amount_cny > 1000"), author="ana", reason="r", now=NOW)
+    source = RuleSource(RuleStore(redis), refresh_interval=0.5, fallback=default_rule_set())
+    seen = await asyncio.gather(*(source.current(NOW) for _ in range(50)))
+    assert {s.version for s in seen} == {version}
