@@ -5,9 +5,11 @@ file as the gateway's embedded default) unless ``--redis-url`` is given,
 then runs ``--processes`` client processes, each with ``--concurrency``
 coroutines doing reserve -> commit of 1 CNY for users picked at random from
 ``--users`` (T4, class I, transfers to others). Prints reserve+commit pairs
-per second (the issue's goal: >= 5,000/s on one Redis) and pair latency.
-Through-the-gateway figures need the gateway's limits stage (pipeline steps 7
-and 9), which is not wired yet. Usage::
+per second (the goal: >= 5,000/s on one Redis) and pair latency.
+Through the gateway every low-risk transfer does one reserve and one commit
+(batched with other requests' into shared pipelines) besides everything else a
+decision does: ``bench/proxy_overhead.py``'s ``transfer: riskgate`` row is that
+figure, side by side with a bare proxy. Usage::
 
     .venv/bin/python bench/limits.py [--duration 5] [--processes 2] [--concurrency 64]
 """
@@ -116,8 +118,8 @@ def main() -> None:
           f"duration={opts.duration:.0f}s cpus={os.cpu_count()}")
     print(f"  {total / opts.duration:,.0f} reserve+commit/s   "
           f"p50 {statistics.median(latencies) * 1e3:.2f} ms   p99 {p99 * 1e3:.2f} ms")
-    print("  through the gateway: not measured by this script (transfers through riskgate need one"
-          " signed device per few hundred transfers; not built yet)")
+    print("  through the gateway: one reserve+commit per transfer; see the 'transfer: riskgate' row"
+          " of bench/proxy_overhead.py")
 
 
 if __name__ == "__main__":

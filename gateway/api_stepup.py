@@ -111,6 +111,9 @@ async def complete_tool(request: Request) -> Response:
                                  "detail": result.detail or {}}
     present = ("bound_device",) if challenge.bound_device else ()
     reached = svc.tier_policy.satisfied_tier(challenge.completed, present=present)
+    if challenge.rows:  # online activation: only the named combinations approve
+        done = set(challenge.completed)
+        reached = challenge.required_tier if any(set(row) <= done for row in challenge.rows) else 0
     if reached >= challenge.required_tier:
         amr = svc.tier_policy.amr(challenge.completed)
         token = await svc.challenges.approve(challenge, acr=f"T{reached}", amr=amr,
@@ -125,5 +128,5 @@ async def complete_tool(request: Request) -> Response:
     return json_response({
         "status": "pending", "completed": sorted(challenge.completed), "required_tier": f"T{challenge.required_tier}",
         "reached_tier": f"T{reached}",
-        "acceptable": svc.tier_policy.combinations(challenge.required_tier),
+        "acceptable": challenge.rows or svc.tier_policy.combinations(challenge.required_tier),
     })

@@ -77,7 +77,26 @@ async def list_tools(request: Request) -> Response:
         if creds:
             out[name] = [adapter.describe(cred_id, doc) for cred_id, doc in sorted(creds.items())]
     enrollable = {name: f"T{a.enrol_tier}" for name, a in svc.stepup_tools.items() if a.enrol_tier is not None}
-    return json_response({"user_id": session.user_id, "tools": out, "enrollable": enrollable})
+    activation = {name: list(rows[0]) for name in enrollable if (rows := activation_rows(svc, name))}
+    return json_response({"user_id": session.user_id, "tools": out, "enrollable": enrollable,
+                          **({"activation": activation} if activation else {})})
+
+
+def activation_rows(svc: Services, tool: str) -> tuple[tuple[str, ...], ...]:
+    """The combination that must approve enrolling ``tool`` online (``stepup.online_activation``),
+    when it applies: the tool is one of ``online_activation_tools`` and every tool of the
+    combination is offered here."""
+    cfg = svc.config.stepup
+    combination = cfg.activation_combination
+    if tool not in cfg.activation_tools or not combination:
+        return ()
+    def offered(name: str) -> bool:
+        adapter = svc.stepup_tools.get(name)
+        return adapter is not None and getattr(adapter, "offered", lambda _svc: True)(svc)
+
+    if not all(offered(t) for t in combination):
+        return ()
+    return (combination,)
 
 
 async def enrol_begin(request: Request) -> Response:
@@ -89,7 +108,8 @@ async def enrol_begin(request: Request) -> Response:
         raise NotEnrolledOnline()
     reached = await require_tier(svc, session=session, device=device,
                                  txn=Transaction(action=f"enrol_{tool}"), required=adapter.enrol_tier,
-                                 headers=request.scope["riskgate.headers"], now=now)
+                                 headers=request.scope["riskgate.headers"], now=now,
+                                 rows=activation_rows(svc, tool))
     ctx = EnrolContext(svc, session.user_id, device.device_id, now)
     options, state = await adapter.enrol_begin(ctx, _body(request))
     enrolment_id = secrets.token_urlsafe(16)

@@ -47,6 +47,8 @@ class Challenge:
     completed: dict[str, dict[str, object]] = field(default_factory=dict)
     bound_device: bool = False
     decision_id: str = ""  # the risk decision that asked for this step-up (for weak labels)
+    # When set, only these tool combinations approve (online activation), not the tier table.
+    rows: list[list[str]] = field(default_factory=list)
 
     @property
     def txn_hash(self) -> str:
@@ -59,7 +61,7 @@ class Challenge:
                     "source": self.txn.source, "payee": self.txn.payee},
             "tier": self.required_tier, "created": self.created, "expires_at": self.expires_at,
             "states": self.states, "completed": self.completed, "bound": self.bound_device,
-            "decision": self.decision_id,
+            "decision": self.decision_id, **({"rows": self.rows} if self.rows else {}),
         })
 
     @classmethod
@@ -69,7 +71,8 @@ class Challenge:
         return cls(challenge_id, doc["user"], doc["device"], doc["sid"],
                    Transaction(t["action"], t["amount"], t["currency"], t["source"], t["payee"]),
                    doc["tier"], doc["created"], doc["expires_at"], doc["states"], doc["completed"],
-                   bool(doc.get("bound")), str(doc.get("decision", "")))
+                   bool(doc.get("bound")), str(doc.get("decision", "")),
+                   [list(map(str, row)) for row in doc.get("rows", [])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +108,10 @@ class ChallengeStore:
 
     async def create(self, *, user_id: str, device_id: str, sid: str, txn: Transaction,
                      required_tier: int, now: float, bound_device: bool = False,
-                     decision_id: str = "") -> Challenge:
+                     decision_id: str = "", rows: list[list[str]] | None = None) -> Challenge:
         challenge = Challenge(f"{user_id}.{secrets.token_urlsafe(16)}", user_id, device_id, sid, txn,
                               required_tier, now, now + self.challenge_ttl,
-                              bound_device=bound_device, decision_id=decision_id)
+                              bound_device=bound_device, decision_id=decision_id, rows=list(rows or []))
         await self._redis.set(self._key(challenge.challenge_id), challenge.to_json(), ex=self.challenge_ttl)
         return challenge
 

@@ -249,6 +249,12 @@ class StepUpConfig:
     face_issuer: str = ""
     face_provider_url: str = ""
     face_min_score: float = 0.8
+    # Online activation to the 1,000,000 level: enrolling one of these tools online needs
+    # exactly this tool combination (default face + SMS to the reserved phone), whatever
+    # the session holds. Applies only while every tool of the combination is offered
+    # (face needs a provider); otherwise the tool's enrolment tier applies.
+    online_activation: str = "face+sms"
+    online_activation_tools: str = "cloud_cert,fido"
 
     def validate(self) -> None:
         _require("stepup.challenge_ttl", 30 <= self.challenge_ttl <= 1800, "must be in [30, 1800] seconds")
@@ -262,8 +268,22 @@ class StepUpConfig:
         if self.tiers_file:
             _require("stepup.tiers_file", _is_file(self.tiers_file), "no such file")
         _require("stepup.face_min_score", 0.0 < self.face_min_score <= 1.0, "must be in (0, 1]")
+        _require("stepup.online_activation",
+                 re.fullmatch(r"([a-z_]+(\+[a-z_]+)*)?", self.online_activation.strip()) is not None,
+                 'must be tool names joined by "+" (e.g. "face+sms"), or empty')
+        _require("stepup.online_activation_tools",
+                 re.fullmatch(r"([a-z_]+(,[a-z_]+)*)?", self.online_activation_tools.replace(" ", ""))
+                 is not None, 'must be comma-separated tool names')
         if self.face_provider_key:
             self._validate_face_provider()
+
+    @property
+    def activation_combination(self) -> tuple[str, ...]:
+        return tuple(t for t in self.online_activation.strip().split("+") if t)
+
+    @property
+    def activation_tools(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.online_activation_tools.split(",") if t.strip())
 
     def _validate_face_provider(self) -> None:
         from auth_tools.face import load_provider_keys

@@ -51,6 +51,11 @@ class FaceTool:
     def __init__(self) -> None:
         self._policy: tuple[StepUpConfig, FacePolicy | None] | None = None
 
+    @staticmethod
+    def offered(svc: Services) -> bool:
+        """Only with a configured provider."""
+        return bool(svc.config.stepup.face_provider_key)
+
     def _policy_for(self, svc: Services) -> FacePolicy:
         cfg = svc.config.stepup
         if self._policy is None or self._policy[0] is not cfg:

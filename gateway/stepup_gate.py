@@ -48,13 +48,17 @@ def session_tier(svc: Services, session: Session, device: Device, now: float) ->
 async def require_tier(svc: Services, *, session: Session, device: Device, txn: Transaction,
                        required: int, headers: dict[bytes, bytes], now: float,
                        reason: dict[str, object] | None = None,
-                       decision_id: str = "") -> Reached:
+                       decision_id: str = "", rows: tuple[tuple[str, ...], ...] = ()) -> Reached:
     """Return the tier reached for ``txn``, or raise 401 with a fresh challenge.
 
     A device that reported emulator, hooking or a repackaged app is capped
     (``Services.recognition.tier_cap``): a request above the cap is refused
     before any challenge (no tool could lift it), and an approval never
     counts for more than the cap.
+
+    With ``rows`` (online activation) only an approval whose tools include one
+    of those combinations will do, whatever the session or other tools reach;
+    the challenge lists them as its acceptable combinations.
     """
     cap = svc.recognition.tier_cap(device) if svc.recognition is not None else 5
     if required > cap:
@@ -67,19 +71,21 @@ async def require_tier(svc: Services, *, session: Session, device: Device, txn: 
         approval = await svc.challenges.consume_approval(
             token, sid=session.sid, device_id=device.device_id, txn_hash_hex=txn_hash(txn))
         tier = min(int(approval.acr.removeprefix("T")), cap)
-        if tier > reached.tier:
+        if rows and not any(set(row) <= set(approval.tools) for row in rows):
+            tier = 0  # an approval by other tools does not activate
+        if tier > reached.tier or (rows and tier >= required):
             reached = Reached(tier, amr_claim([*approval.amr, *reached.amr]), approval.tools, True)
-    if reached.tier >= required:
+    if reached.tier >= required and (not rows or reached.via_approval):
         return reached
     challenge = await svc.challenges.create(user_id=session.user_id, device_id=device.device_id,
                                             sid=session.sid, txn=txn, required_tier=required, now=now,
                                             bound_device=device.status is DeviceStatus.BOUND,
-                                            decision_id=decision_id)
+                                            decision_id=decision_id, rows=[list(r) for r in rows])
     body: dict[str, object] = {
         "challenge_id": challenge.challenge_id,
         "required_tier": f"T{required}",
         "current_tier": f"T{reached.tier}",
-        "acceptable": svc.tier_policy.combinations(required),
+        "acceptable": [list(r) for r in rows] if rows else svc.tier_policy.combinations(required),
         "transaction": {"action": txn.action, "amount": format_amount(txn.amount),
                         "currency": txn.currency, "payee": mask_payee(txn.payee) if txn.payee else ""},
         "txn_hash": challenge.txn_hash,

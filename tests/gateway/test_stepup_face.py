@@ -17,7 +17,15 @@ from auth_tools.face_test_provider import TestFaceProvider
 from gateway.config import ConfigError
 from gateway.stepup_setup import load_tier_policy
 from tests.gateway.conftest import make_config
-from tests.gateway.stepup_flows import begin, challenge_of, complete, customer, sms_code, transfer
+from tests.gateway.stepup_flows import (
+    approve_with_sms_armor,
+    begin,
+    challenge_of,
+    complete,
+    customer,
+    sms_code,
+    transfer,
+)
 
 PROVIDER = TestFaceProvider("https://face-test-provider.invalid")
 # Online activation to the T4 level: enrolling a cloud certificate (T3) may be
@@ -90,6 +98,46 @@ async def test_face_and_sms_activate_a_cloud_certificate_online(harness) -> None
                              {"enrolment_id": begun.json()["enrolment_id"], "csr": new_csr()})
     assert done.status == 201, done.json()
     assert "cloud_cert" in (await client.call("GET", "/auth/tools")).json()["tools"]
+
+
+async def test_online_activation_needs_face_and_sms_not_any_t3_tool(gateway_factory, echo_upstream,
+                                                                   tmp_path) -> None:
+    """With the default stepup.online_activation (face+sms) and no tier-table row for it:
+    SMS armor completes a T3 row but does not activate a cloud certificate, and an approval
+    from a payment challenge does not either."""
+    _echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url}, stepup={
+        "face_provider_key": PROVIDER.public_jwk_json(), "face_issuer": PROVIDER.issuer,
+        "face_provider_url": "https://face.example/v1/match"})
+    client = await customer(gw)
+    listed = (await client.call("GET", "/auth/tools")).json()
+    assert listed["activation"] == {"cloud_cert": ["face", "sms"], "fido": ["face", "sms"]}
+    path = "/auth/tools/cloud_cert/enrol/begin"
+    chal = challenge_of(await client.call("POST", path, {}))
+    assert chal["acceptable"] == [["face", "sms"]]
+
+    assert (await begin(client, chal["challenge_id"], "sms_armor")).status == 200
+    armor = await complete(client, chal["challenge_id"], "sms_armor", {"code": sms_code(gw)})
+    assert armor.json()["status"] == "pending" and armor.json()["acceptable"] == [["face", "sms"]]
+
+    payment = await t3_challenge(client)
+    token = (await approve_with_sms_armor(client, gw, payment))
+    refused = await client.call("POST", path, {}, headers={"X-Approval-Token": token})
+    assert (refused.status, refused.error) == (401, "approval_mismatch")  # bound to the payment
+
+    assert (await pass_face(client, chal["challenge_id"])).json()["status"] == "pending"
+    approved = (await pass_sms(client, gw, chal["challenge_id"])).json()
+    assert approved["status"] == "approved", approved
+    begun = await client.call("POST", path, {}, headers={"X-Approval-Token": approved["approval_token"]})
+    assert begun.status == 200, begun.json()
+
+
+async def test_without_a_face_provider_enrolment_keeps_its_tier(gateway_factory, echo_upstream) -> None:
+    _echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url})
+    client = await customer(gw)
+    chal = challenge_of(await client.call("POST", "/auth/tools/cloud_cert/enrol/begin", {}))
+    assert chal["required_tier"] == "T3" and ["sms_armor"] in chal["acceptable"]
 
 
 @pytest.mark.parametrize("verdict", [
