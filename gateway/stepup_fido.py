@@ -10,7 +10,10 @@ backwards refuses the assertion and flags the credential in the store.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 from auth_tools import fido
 from auth_tools.errors import (
@@ -23,6 +26,7 @@ from auth_tools.errors import (
 )
 from auth_tools.fido import FidoConfig, FidoCredential, UserVerification
 from auth_tools.fido_metadata import FidoMetadata
+from device_fingerprint.registry import user_tag
 from gateway.services import Services
 from gateway.stepup_replay import claim_once
 from gateway.stepup_tools import (
@@ -48,6 +52,24 @@ def _response(body: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(response, dict):
         raise BadToolInput("response must be the PublicKeyCredential JSON")
     return response
+
+
+# KEYS: the credential's counter; ARGV: the new count. 1 when it moved forward.
+_ADVANCE_LUA = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new = tonumber(ARGV[1])
+if new <= current then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+async def advance_sign_count(redis: Any, user_id: str, cred_id: str, count: int) -> bool:
+    """Move the credential's signature counter forward atomically. The sealed credential
+    document also keeps the counter, but it is read before verification: two assertions
+    verified at once would both pass that check."""
+    key = f"{user_tag(user_id)}:fido:count:{hashlib.sha256(cred_id.encode()).hexdigest()[:32]}"
+    return bool(await redis.eval(_ADVANCE_LUA, 1, key, count))
 
 
 class FidoTool:
@@ -105,6 +127,14 @@ class FidoTool:
             flagged: FidoCredential = exc.credential  # type: ignore[assignment]
             await svc.credentials.put(ctx.user_id, self.name, cred_id, {**doc, **flagged.as_dict()})
             raise
+        if result.new_sign_count and not await advance_sign_count(
+                svc.redis, ctx.user_id, cred_id, result.new_sign_count):
+            # Two assertions raced with the same (or an older) counter: one of them
+            # comes from a clone. The stored credential was read before either wrote.
+            flagged = replace(result.credential, flagged=True,
+                              flagged_reason=f"sign count {result.new_sign_count} raced a higher one")
+            await svc.credentials.put(ctx.user_id, self.name, cred_id, {**doc, **flagged.as_dict()})
+            raise FidoSignCountRegression(flagged)
         await svc.credentials.put(ctx.user_id, self.name, cred_id,
                                   {**doc, **result.credential.as_dict()})
         return FactorResult(self.name, result.amr, result.max_tier, detail={

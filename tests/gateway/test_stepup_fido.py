@@ -172,6 +172,29 @@ async def test_cloned_key_counter_regression_flags_the_credential(harness) -> No
     assert listed[0]["id"] == cred["id"] and listed[0]["status"] == "flagged"
 
 
+async def test_a_clone_racing_the_original_with_the_same_counter_is_caught(harness) -> None:
+    """Both assertions verify against the counter stored before either completes;
+    the counter still moves forward only once, and the loser flags the key."""
+    import asyncio
+
+    key = SoftAuthenticator()
+    client, _cred = await registered(harness, key)
+    cids = [challenge_of(await transfer(client, "200000.00"))["challenge_id"] for _ in range(2)]
+    answers = []
+    for cid in cids:
+        begun = await begin(client, cid, "fido")
+        counters = {k: c.sign_count for k, c in key.credentials.items()}
+        answers.append((cid, key.get(begun.json()["publicKey"], ORIGIN)))
+        for k, c in key.credentials.items():  # the clone: same key, same counter
+            c.sign_count = counters[k]
+    results = await asyncio.gather(*(complete(client, cid, "fido", {"response": answer})
+                                     for cid, answer in answers))
+    outcomes = sorted((r.status, r.error or r.json().get("status")) for r in results)
+    assert outcomes == [(200, "approved"), (401, "fido_sign_count_regression")], outcomes
+    listed = (await client.call("GET", "/auth/tools")).json()["tools"]["fido"]
+    assert listed[0]["status"] == "flagged"
+
+
 async def test_removed_key_is_refused(harness) -> None:
     key = SoftAuthenticator()
     client, cred = await registered(harness, key)
