@@ -29,7 +29,7 @@ from gateway.api_auth import _json_body, _signed, json_response
 from gateway.errors import NotFound, Unauthorized
 from gateway.services import Services
 from gateway.sessions import Session
-from gateway.stepup_gate import require_tier
+from gateway.stepup_gate import offered_rows, require_tier
 from gateway.stepup_tools import EnrolContext, NotEnrolledOnline
 
 __all__ = ["ROUTES", "REMOVE_TIER"]
@@ -87,16 +87,9 @@ def activation_rows(svc: Services, tool: str) -> tuple[tuple[str, ...], ...]:
     when it applies: the tool is one of ``online_activation_tools`` and every tool of the
     combination is offered here."""
     cfg = svc.config.stepup
-    combination = cfg.activation_combination
-    if tool not in cfg.activation_tools or not combination:
+    if tool not in cfg.activation_tools:
         return ()
-    def offered(name: str) -> bool:
-        adapter = svc.stepup_tools.get(name)
-        return adapter is not None and getattr(adapter, "offered", lambda _svc: True)(svc)
-
-    if not all(offered(t) for t in combination):
-        return ()
-    return (combination,)
+    return offered_rows(svc, (cfg.activation_combination,))
 
 
 async def enrol_begin(request: Request) -> Response:

@@ -51,6 +51,15 @@ def _require(key: str, ok: bool, problem: str) -> None:
         raise ConfigError(key, problem)
 
 
+def _is_combinations(value: str) -> bool:
+    """``"sms+face,sms+biometric"``: comma-separated rows of tool names joined by "+"."""
+    return re.fullmatch(r"([a-z_]+(\+[a-z_]+)*(,[a-z_]+(\+[a-z_]+)*)*)?", value.replace(" ", "")) is not None
+
+
+def combination_rows(value: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(t for t in row.split("+") if t) for row in value.replace(" ", "").split(",") if row)
+
+
 def _is_file(value: str) -> bool:
     try:
         return Path(value).is_file()
@@ -172,8 +181,11 @@ class DeviceConfig:
     """Device signatures, recognition and binding (see gateway.device_recognition).
 
     A new or re-installed device is registered *pending* and bound once the
-    session passes ``new_device_tier`` (default T2: password + SMS to the
-    reserved phone, or any T3+ tool); its cool-off is ``limits``'
+    session passes one of ``new_device_combinations`` whose tools are all
+    offered (default SMS to the reserved phone + face, with a face provider),
+    else ``new_device_tier`` (default T2: password + SMS to the reserved
+    phone, or any T3+ tool); risk above low always asks for the tier. Its
+    cool-off is ``limits``'
     ``device_cooloff_*``. The user's first device is bound at registration
     while ``first_device_trusted`` (enrolment). ``carrier_token`` enables the
     SIM-swap report API; ``pin_session_ip`` pins sessions to their network.
@@ -184,6 +196,7 @@ class DeviceConfig:
     max_devices: int = 3
     reinstall_threshold: float = 0.85
     new_device_tier: int = 2
+    new_device_combinations: str = "sms+face"
     unbind_tier: int = 2
     first_device_trusted: bool = True
     require_attributes: bool = False
@@ -203,6 +216,8 @@ class DeviceConfig:
         _require("device.max_devices", 1 <= self.max_devices <= 100, "must be in [1, 100]")
         _require("device.reinstall_threshold", 0 < self.reinstall_threshold <= 1, "must be in (0, 1]")
         _require("device.new_device_tier", 1 <= self.new_device_tier <= 5, "must be a tier in [1, 5]")
+        _require("device.new_device_combinations", _is_combinations(self.new_device_combinations),
+                 'must be tool combinations like "sms+face", comma-separated, or empty')
         _require("device.unbind_tier", 1 <= self.unbind_tier <= 5, "must be a tier in [1, 5]")
         _require("device.pending_ttl", 60 <= self.pending_ttl <= 86_400, "must be in [60, 86400] seconds")
         _require("device.expected_app_signatures",
@@ -268,9 +283,8 @@ class StepUpConfig:
         if self.tiers_file:
             _require("stepup.tiers_file", _is_file(self.tiers_file), "no such file")
         _require("stepup.face_min_score", 0.0 < self.face_min_score <= 1.0, "must be in (0, 1]")
-        _require("stepup.online_activation",
-                 re.fullmatch(r"([a-z_]+(\+[a-z_]+)*)?", self.online_activation.strip()) is not None,
-                 'must be tool names joined by "+" (e.g. "face+sms"), or empty')
+        _require("stepup.online_activation", _is_combinations(self.online_activation) and
+                 "," not in self.online_activation, 'must be tool names joined by "+" (e.g. "face+sms"), or empty')
         _require("stepup.online_activation_tools",
                  re.fullmatch(r"([a-z_]+(,[a-z_]+)*)?", self.online_activation_tools.replace(" ", ""))
                  is not None, 'must be comma-separated tool names')

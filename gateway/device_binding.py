@@ -28,12 +28,13 @@ from device_fingerprint.errors import DeviceError, DeviceUnknown, TooManyDevices
 from device_fingerprint.matching import DeviceMatch, MatchStatus
 from device_fingerprint.registry import Device, DeviceStatus, user_tag
 from device_fingerprint.signals import DeviceSignals, parse_signals
+from gateway.config import combination_rows
 from gateway.device_check import DeviceCheck, SignedRequest
 from gateway.device_errors import DeviceLimitReached, DeviceNotBound
 from gateway.errors import BadRequest, Forbidden, InsufficientAuthentication
 from gateway.services import Services
 from gateway.sessions import Session
-from gateway.stepup_gate import require_tier
+from gateway.stepup_gate import offered_rows, require_tier
 from gateway.stepup_sms import reserved_phone
 from risk_engine import Outcome, RequestFacts, RiskLevel, risk_tier
 
@@ -210,10 +211,14 @@ async def complete_binding(svc: Services, *, session: Session, device: Device,
         raise Forbidden("risk_blocked", "this device change was refused; contact the bank if it was yours",
                         extra={"decision_id": d.decision_id})
     d.required = risk_tier(d.base_tier, risk.level)
+    # At low risk the configured combinations (SMS + face) bind, while their tools are
+    # offered; above it, or without them, the tier table decides.
+    rows = (offered_rows(svc, combination_rows(svc.config.device.new_device_combinations))
+            if d.required == d.base_tier else ())
     try:
         d.reached = await require_tier(
             svc, session=session, device=device, txn=binding_txn(device.device_id),
-            required=d.required, headers=headers, now=now,
+            required=d.required, headers=headers, now=now, rows=rows,
             reason={"device": "known_reinstalled" if pending.match is MatchStatus.KNOWN_REINSTALLED
                     else "new", "similarity": pending.similarity, "risk_level": risk.level.value})
     except InsufficientAuthentication:

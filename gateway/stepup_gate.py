@@ -20,7 +20,7 @@ from gateway.services import Services
 from gateway.sessions import Session
 from gateway.stepup_tools import mask_payee
 
-__all__ = ["APPROVAL_HEADER", "Reached", "require_tier", "session_tier"]
+__all__ = ["APPROVAL_HEADER", "Reached", "offered_rows", "require_tier", "session_tier"]
 
 APPROVAL_HEADER = b"x-approval-token"
 
@@ -31,6 +31,15 @@ class Reached:
     amr: tuple[str, ...]
     tools: tuple[str, ...]
     via_approval: bool
+
+
+def offered_rows(svc: Services, rows: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """The combinations whose every tool this gateway offers (face needs a provider)."""
+    def offered(name: str) -> bool:
+        adapter = svc.stepup_tools.get(name)
+        return adapter is not None and getattr(adapter, "offered", lambda _svc: True)(svc)
+
+    return tuple(row for row in rows if row and all(offered(t) for t in row))
 
 
 def _present(device: Device) -> tuple[str, ...]:

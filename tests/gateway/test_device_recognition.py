@@ -221,3 +221,36 @@ async def test_demo_chapter_shows_the_device_change_and_its_step_up(gw):
                                 source=SOURCE, payee=PAYEE)
     assert all(step.ok for step in t.steps), out.getvalue()
     assert "was bound to your account" in out.getvalue()
+
+
+async def test_with_a_face_provider_a_new_phone_binds_with_sms_and_face(gateway_factory, echo_upstream):
+    """The default device-change step-up is SMS to the reserved phone + face once a
+    face provider is configured: password + SMS no longer binds."""
+    from auth_tools.face_test_provider import TestFaceProvider
+    from tests.gateway.device_flows import run_tool, sms_code
+
+    provider = TestFaceProvider("https://face-test-provider.invalid")
+    _echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url}, stepup={
+        "face_provider_key": provider.public_jwk_json(), "face_issuer": provider.issuer})
+    await first_device(gw)
+    new = client_at(gw)
+    assert (await new.register_device("alice", PASSWORD)).json()["status"] == "pending"
+    await new.login(PASSWORD)
+    refused = await new.accounts()
+    assert (refused.status, refused.error) == (401, "insufficient_user_authentication")
+    challenge = refused.json()
+    assert challenge["acceptable"] == [["sms", "face"]]
+    cid = challenge["challenge_id"]
+
+    pwd = await run_tool(new, cid, "pwd", lambda: {"password": PASSWORD})
+    assert pwd.json()["status"] == "pending"
+    sms = await run_tool(new, cid, "sms", lambda: {"code": sms_code(gw)})
+    assert sms.json()["status"] == "pending"  # password + SMS is not the combination
+    begun = await new.call("POST", f"/auth/challenges/{cid}/face/begin", {})
+    assert begun.status == 200, begun.json()
+    token = provider.issue_result(begun.json()["nonce"], "alice")
+    done = await new.call("POST", f"/auth/challenges/{cid}/face/complete", {"token": token})
+    assert done.json()["status"] == "approved", done.json()
+    bound = await new.bind_device(done.json()["approval_token"])
+    assert bound.status == 200 and bound.json()["status"] == "bound"
