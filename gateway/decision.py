@@ -154,7 +154,8 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
         device_created=device.created, device_signals=rec.risk_flags(device),
         ip=client_ip, geo=rec.geo(client_ip),
         account_created=float(raw_created) if raw_created else 0.0,
-        account_class=account_class.value if account_class is not None else "I")
+        account_class=account_class.value if account_class is not None else "I",
+        sim_swap_window_hours=svc.config.device.sms_block_days * 24)
     features, risk = await svc.risk.assess(facts, now, history=history)
     d = Decision(decision_id, facts, dict(features), risk)
     d.latencies_ms["risk"] = _ms(t0)

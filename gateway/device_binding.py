@@ -202,7 +202,8 @@ async def complete_binding(svc: Services, *, session: Session, device: Device,
         device_created=device.created, device_similarity=pending.similarity,
         device_signals={**rec.risk_flags(device),
                         "reinstalled": pending.match is MatchStatus.KNOWN_REINSTALLED},
-        ip=client_ip, geo=rec.geo(client_ip))
+        ip=client_ip, geo=rec.geo(client_ip),
+        sim_swap_window_hours=svc.config.device.sms_block_days * 24)
     features, risk = await svc.risk.assess(facts, now)
     d = Decision(secrets.token_hex(12), facts, dict(features), risk,
                  base_tier=svc.config.device.new_device_tier)

@@ -26,7 +26,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("new_device_large", "moves_money && (device_new || device_reinstalled) && amount_cny >= 1000",
          RuleEffect.MIN_LEVEL, "new, changed or re-installed device with a large amount", level=_M),
     Rule("sim_swap_money", "moves_money && sim_swap_recent",
-         RuleEffect.MIN_LEVEL, "money movement within 72 h of a SIM swap", level=_H),
+         RuleEffect.MIN_LEVEL, "money movement while a reported SIM swap is recent (device.sms_block_days)", level=_H),
     Rule("sim_swap_new_device", "sim_swap_recent && device_new && moves_money && amount_cny >= 1000",
          RuleEffect.BLOCK, "SIM swap followed by a new device moving money: account takeover pattern"),
     Rule("hooked_money", "device_hooked && moves_money",

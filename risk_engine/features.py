@@ -45,6 +45,9 @@ class RequestFacts:
     account_created: float = 0.0
     account_class: str = "I"
     utc_offset_hours: float = 8.0
+    # How long after a reported SIM swap it counts as recent (the gateway passes
+    # device.sms_block_days: the days SMS codes do not count either).
+    sim_swap_window_hours: float = SIM_SWAP_RECENT_HOURS
 
 
 def local_hour(now: float, utc_offset_hours: float) -> int:
@@ -135,7 +138,7 @@ def extract_features(facts: RequestFacts, history: UserHistory, now: float
         "device_hooked": bool(signals.get("hooked", False)),
         "device_reinstalled": bool(signals.get("reinstalled", False)),
         "sim_swap_hours": sim_hours,
-        "sim_swap_recent": sim_hours < SIM_SWAP_RECENT_HOURS,
+        "sim_swap_recent": sim_hours < facts.sim_swap_window_hours,
         "ip_changed": bool(history.last_ip) and bool(facts.ip) and facts.ip != history.last_ip,
         "geo_distance_km": distance,
         "travel_speed_kmh": speed,

@@ -149,3 +149,16 @@ async def test_sms_code_is_still_the_default_without_a_swap(gw):
     binding = (await new.login(PASSWORD)).json()["binding"]
     begun = await new.call("POST", f"/auth/challenges/{binding['challenge_id']}/sms/begin", {})
     assert begun.status == 200 and sms_code(gw)
+
+
+async def test_the_risk_stays_raised_for_the_configured_days_then_drops(gateway_factory, echo_upstream):
+    """device.sms_block_days is one window for both: SMS not a factor, risk raised."""
+    _echo, url = echo_upstream
+    gw = await gateway_factory(rules="default", upstream={"url": url},
+                               device={"carrier_token": CARRIER_TOKEN, "sms_block_days": 7})
+    phone, _ = await first_device(gw)
+    await carrier_report(gw, {"user_id": "alice", "kind": "sim_swap", "at": time.time() - 5 * DAY,
+                              "source": "carrier.cmcc"})
+    five_days_on = await transfer(phone, "50.00")
+    assert five_days_on.json()["reason"]["risk_level"] == "high"
+    assert "sim_swap_money" in five_days_on.json()["reason"]["rules"]
