@@ -153,17 +153,18 @@ async def learner_with_redis(population, batch: int) -> None:
                 await asyncio.gather(*(one(j) for j in range(i, min(i + 50, len(population)))))
             store = ModelStore(redis, b"b" * 32)
             for size in (1, batch):
-                await redis.delete("risk:model:champion:current")
+                await redis.delete("{risk:model:champion}:current")  # each run starts fresh
                 learner = Learner(redis, store, model_factory=batch_model if size > 1 else default_model,
                                   batch_size=size, publish_every=10**9)
                 await learner.start()
+                start_count = learner.labels_learned
                 t0 = time.perf_counter()
                 while await learner.step(NOW, count=5000):
                     pass
                 learn_s = time.perf_counter() - t0
                 await learner.publish(NOW)
                 total_s = time.perf_counter() - t0
-                n = learner.labels_learned
+                n = learner.labels_learned - start_count
                 print(f"learner with Redis (XREAD 5000, batch {size}, metrics on): "
                       f"{n / learn_s:,.0f} labels/s; with the snapshot publish {n / total_s:,.0f}"
                       f" labels/s (n={n})")
