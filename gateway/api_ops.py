@@ -14,16 +14,16 @@ appended to the audit trail (gateway.audit_trail) with the author as actor.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from auth_tools.dynamic_linking import format_amount
+from gateway.analyst_actions import audit
 from gateway.api_admin import require_admin
 from gateway.api_auth import _json_body, json_response
-from gateway.audit_trail import AuditTrail, AuditTrailError
+from gateway.audit_trail import AuditTrailError
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.services import Services
 from gateway.switches import (
@@ -107,14 +107,6 @@ def _in_force(svc: Services, settings: OpsSettings) -> dict[str, object]:
     return doc
 
 
-async def _audit(svc: Services, actor: str, action: str, details: dict[str, Any], now: float) -> int:
-    try:
-        return (await AuditTrail(svc.redis).append(actor=actor, action=action, details=details,
-                                                   now=now)).seq
-    except AuditTrailError as exc:
-        raise _http(exc) from exc
-
-
 async def get_ops(request: Request) -> Response:
     svc = require_admin(request)
     store = svc.switches.store
@@ -158,7 +150,7 @@ async def put_ops(request: Request) -> Response:
         raise _http(exc) from exc
     version = await _publish(svc, settings, author=author, reason=reason, now=now,
                              base_version=base_version)
-    seq = await _audit(svc, author, "ops.publish", {
+    seq = await audit(svc, author, "ops.publish", {
         "version": version, "reason": reason, "document": settings.document()}, now)
     return json_response({"version": version, "document": settings.document(),
                           "in_force": _in_force(svc, settings), "audit_seq": seq})
@@ -177,7 +169,7 @@ async def rollback_ops(request: Request) -> Response:
     except OpsError as exc:
         raise _http(exc) from exc
     version = await _publish(svc, settings, author=author, reason=reason, now=now, rollback_of=target)
-    seq = await _audit(svc, author, "ops.rollback", {
+    seq = await audit(svc, author, "ops.rollback", {
         "version": version, "rollback_of": target, "reason": reason,
         "document": settings.document()}, now)
     return json_response({"version": version, "rollback_of": target, "document": settings.document(),

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api_console import _audit, _refusal
+from gateway import analyst_actions
+from gateway.analyst_actions import refusal
 from gateway.audit_trail import AuditTrail, AuditTrailError
 from gateway.console.analysts import ENROLMENT_TTL, AnalystStore, Permission, Role, create_with_link
 from gateway.console.auth import SignedIn, action, page, services
@@ -33,7 +34,7 @@ async def audit(request: Request, who: SignedIn) -> Response:
         entries = await trail.entries(count=PAGE, before_seq=int(raw) if raw else None)
         check = await trail.verify()
     except AuditTrailError as exc:
-        raise _refusal(exc) from exc
+        raise refusal(exc) from exc
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     return render("audit.html", who=who, entries=entries, check=check, older=older)
 
@@ -59,7 +60,7 @@ async def invite(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
     svc = services(request)
     now = time.time()
     token = await create_with_link(AnalystStore(svc.redis), name, role, now=now)
-    await _audit(svc, who.name, "analyst.create", {"name": name, "role": role.value}, now)
+    await analyst_actions.audit(svc, who.name, "analyst.create", {"name": name, "role": role.value}, now)
     link = f"{request.url.scheme}://{request.url.netloc}/console/enrol?token={token}"
     if request.headers.get("content-type", "").startswith("application/json"):
         return Response(orjson.dumps({"ok": True, "name": name, "role": role.value, "link": link}),

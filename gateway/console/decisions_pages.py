@@ -17,29 +17,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.api_console import (
-    _FEED_MAX_SCAN,
-    _FEED_PAGE,
-    StateUnavailable,
-    _audit,
-    _feed_filter,
-    _matches,
-)
+from gateway.analyst_actions import StateUnavailable, audit, label_decision
+from gateway.api_console import FEED_MAX_SCAN, FEED_PAGE, feed_filter, matches
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import SECURITY_HEADERS, fragment, render
 from gateway.errors import BadRequest, NotFound
 from risk_engine import (
     DecisionNotFound,
-    LabelInvalid,
-    LabelSource,
     Outcome,
     RiskLevel,
     RiskStateUnavailable,
     get_decision,
     read_decisions,
     read_labels,
-    submit_label,
 )
 
 __all__ = ["ROUTES"]
@@ -74,17 +65,17 @@ async def _scan(request: Request, wanted: dict[str, str], count: int, before: st
     end = f"({before}" if before else "+"
     found: list[dict[str, Any]] = []
     scanned, last_id, exhausted = 0, before, False
-    while len(found) < count and scanned < _FEED_MAX_SCAN:
-        rows = await read_decisions(services(request).redis, end=end, count=_FEED_PAGE,
+    while len(found) < count and scanned < FEED_MAX_SCAN:
+        rows = await read_decisions(services(request).redis, end=end, count=FEED_PAGE,
                                     newest_first=True)
         consumed = 0
         for sid, event in rows:
             consumed, scanned, last_id = consumed + 1, scanned + 1, sid
-            if _matches(event, wanted):
+            if matches(event, wanted):
                 found.append(asdict(event))
                 if len(found) >= count:
                     break
-        exhausted = len(rows) < _FEED_PAGE and consumed == len(rows)
+        exhausted = len(rows) < FEED_PAGE and consumed == len(rows)
         if exhausted:
             break
         end = f"({last_id}"
@@ -93,7 +84,7 @@ async def _scan(request: Request, wanted: dict[str, str], count: int, before: st
 
 @page(Permission.VIEW)
 async def feed(request: Request, who: SignedIn) -> Response:
-    wanted = _feed_filter(request)
+    wanted = feed_filter(request)
     before = request.query_params.get("before") or None
     if before is not None and not all(p.isascii() and p.isdigit() and len(p) <= 19
                                       for p in before.split("-", 1)):
@@ -145,20 +136,9 @@ async def label(request: Request, who: SignedIn, fields: dict[str, str]) -> Resp
         await _decision(request, decision_id)  # 404 for an unknown decision
         await svc.redis.set(_unsure_key(decision_id), orjson.dumps({"by": who.name, "at": now}),
                             ex=UNSURE_TTL)
-        seq = await _audit(svc, who.name, "decision.label_unsure", {"decision_id": decision_id}, now)
+        seq = await audit(svc, who.name, "decision.label_unsure", {"decision_id": decision_id}, now)
         return done(request, f"/console/decisions/{decision_id}", verdict=verdict, audit_seq=seq)
-    try:
-        queued = await submit_label(svc.redis, decision_id, fraud=fraud, source=LabelSource.ANALYST,
-                                    now=now, author=who.name)
-    except DecisionNotFound as exc:
-        raise NotFound("decision_not_found", "no recorded decision with that id") from exc
-    except LabelInvalid as exc:
-        raise BadRequest("label_invalid", str(exc)) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    status = "queued" if queued else "kept_stronger_label"
-    seq = await _audit(svc, who.name, "decision.label",
-                       {"decision_id": decision_id, "fraud": fraud, "status": status}, now)
+    status, seq = await label_decision(svc, decision_id, fraud=fraud, author=who.name, now=now)
     return done(request, f"/console/decisions/{decision_id}", verdict=verdict, status=status,
                 audit_seq=seq)
 

@@ -15,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api_console import (
+from gateway.analyst_actions import (
     StateUnavailable,
-    _audit,
-    _proposals,
-    _refusal,
-    _rule_set_refused,
-    _rules_digest,
+    approve_rules,
+    proposals,
+    propose_rules,
+    refusal,
+    reject_rules,
+    rule_set_refused,
 )
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
@@ -29,7 +30,6 @@ from gateway.console.render import fragment, render
 from gateway.console.rule_text import ParsedRules, parse_rule_text, rule_text
 from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.rule_proposals import (
-    MakerCheckerSamePerson,
     ProposalError,
     ProposalStatus,
     backtest_summary,
@@ -72,14 +72,14 @@ async def rules_home(request: Request, who: SignedIn) -> Response:
         version = await store.active_version()
         active = await store.active() if version is not None else None
         history = await store.audit(30)
-        proposals = await _proposals(svc).list(count=30)
+        pending = await proposals(svc).list(count=30)
     except ProposalError as exc:
-        raise _refusal(exc) from exc
+        raise refusal(exc) from exc
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
     return render("rules.html", who=who, version=version,
                   rules=[r.to_dict() for r in active.rules] if active else [],
-                  history=history, proposals=proposals)
+                  history=history, proposals=pending)
 
 
 @page(Permission.PROPOSE_RULES)
@@ -111,7 +111,7 @@ async def dry_backtest(request: Request, who: SignedIn, fields: dict[str, str]) 
         report = await backtest(svc.redis, compile_rule_set(parsed.rule_set),  # type: ignore[arg-type]
                                 thresholds=svc.risk.thresholds)
     except RuleSetInvalid as exc:
-        raise _rule_set_refused(exc) from exc
+        raise rule_set_refused(exc) from exc
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
     summary = backtest_summary(report)
@@ -124,22 +124,8 @@ async def propose(request: Request, who: SignedIn, fields: dict[str, str]) -> Re
     parsed, reason = _parsed(fields), _reason(fields)
     svc = services(request)
     now = time.time()
-    try:
-        proposal = await _proposals(svc).propose(parsed.rule_set, author=who.name,  # type: ignore[arg-type]
-                                                 reason=reason, now=now)
-    except RuleSetInvalid as exc:
-        raise _rule_set_refused(exc) from exc
-    except ProposalError as exc:
-        raise _refusal(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    bt = proposal.backtest
-    seq = await _audit(svc, who.name, "rule_proposal.create", {
-        "proposal_id": proposal.proposal_id, "reason": reason,
-        "rule_ids": [r["id"] for r in proposal.rules], "rules_sha256": _rules_digest(proposal),
-        "base_version": proposal.base_version, "changed_outcomes": bt["changed_count"],
-        "step_up_rate": [bt["recorded"]["step_up_rate"], bt["candidate"]["step_up_rate"]],
-    }, now)
+    proposal, seq = await propose_rules(svc, parsed.rule_set, author=who.name,  # type: ignore[arg-type]
+                                        reason=reason, now=now)
     return done(request, f"/console/rules/proposals/{proposal.proposal_id}",
                 proposal_id=proposal.proposal_id, audit_seq=seq)
 
@@ -147,9 +133,9 @@ async def propose(request: Request, who: SignedIn, fields: dict[str, str]) -> Re
 @page(Permission.VIEW)
 async def proposal_page(request: Request, who: SignedIn) -> Response:
     try:
-        proposal = await _proposals(services(request)).get(request.path_params["proposal_id"])
+        proposal = await proposals(services(request)).get(request.path_params["proposal_id"])
     except ProposalError as exc:
-        raise _refusal(exc) from exc
+        raise refusal(exc) from exc
     return render("proposal.html", who=who, p=proposal, pending=proposal.status is ProposalStatus.PENDING,
                   text=rule_text(list(proposal.rules)), bt=proposal.backtest)
 
@@ -159,23 +145,7 @@ async def approve(request: Request, who: SignedIn, fields: dict[str, str]) -> Re
     proposal_id = request.path_params["proposal_id"]
     svc = services(request)
     now = time.time()
-    try:
-        proposal = await _proposals(svc).approve(proposal_id, approver=who.name, now=now)
-    except MakerCheckerSamePerson as exc:
-        # an attempt to bypass the four-eyes rule is itself worth a record
-        await _audit(svc, who.name, "rule_proposal.approve_refused",
-                     {"proposal_id": proposal_id, "error": exc.code}, now)
-        raise _refusal(exc) from exc
-    except ProposalError as exc:
-        raise _refusal(exc) from exc
-    except RuleSetInvalid as exc:
-        raise _rule_set_refused(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    seq = await _audit(svc, who.name, "rule_proposal.approve", {
-        "proposal_id": proposal_id, "author": proposal.author, "approver": who.name,
-        "published_version": proposal.published_version, "rules_sha256": _rules_digest(proposal),
-    }, now)
+    proposal, seq = await approve_rules(svc, proposal_id, approver=who.name, now=now)
     return done(request, f"/console/rules/proposals/{proposal_id}",
                 published_version=proposal.published_version, audit_seq=seq)
 
@@ -185,7 +155,7 @@ async def reject(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
     """Approvers reject; an author may withdraw their own proposal."""
     proposal_id = request.path_params["proposal_id"]
     svc = services(request)
-    store = _proposals(svc)
+    store = proposals(svc)
     if not (who.allows(Permission.APPROVE_RULES) or who.allows(Permission.PROPOSE_RULES)):
         raise Forbidden("console_role_forbidden", f"the {who.role.value} role may not reject proposals")
     try:
@@ -196,11 +166,9 @@ async def reject(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
                             f"the {who.role.value} role may not reject another analyst's proposal")
         reason = _reason(fields)
         now = time.time()
-        proposal = await store.reject(proposal_id, rejector=who.name, note=reason, now=now)
     except ProposalError as exc:
-        raise _refusal(exc) from exc
-    seq = await _audit(svc, who.name, "rule_proposal.reject", {
-        "proposal_id": proposal_id, "author": proposal.author, "reason": reason}, now)
+        raise refusal(exc) from exc
+    proposal, seq = await reject_rules(svc, proposal_id, reviewer=who.name, reason=reason, now=now)
     return done(request, f"/console/rules/proposals/{proposal_id}", audit_seq=seq)
 
 
