@@ -54,22 +54,33 @@ def _response(body: Mapping[str, object]) -> dict[str, object]:
     return response
 
 
-# KEYS: the credential's counter; ARGV: the new count. 1 when it moved forward.
+# KEYS: the credential's counter; ARGV: the new count. 1 when it moved forward; else 0,
+# and the counter stays "flagged" from then on.
 _ADVANCE_LUA = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local new = tonumber(ARGV[1])
-if new <= current then return 0 end
+local raw = redis.call('GET', KEYS[1])
+if raw == 'flagged' then return 0 end
+if tonumber(ARGV[1]) <= tonumber(raw or '0') then
+  redis.call('SET', KEYS[1], 'flagged')
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+
+
+def _count_key(user_id: str, cred_id: str) -> str:
+    return f"{user_tag(user_id)}:fido:count:{hashlib.sha256(cred_id.encode()).hexdigest()[:32]}"
 
 
 async def advance_sign_count(redis: Any, user_id: str, cred_id: str, count: int) -> bool:
     """Move the credential's signature counter forward atomically. The sealed credential
     document also keeps the counter, but it is read before verification: two assertions
     verified at once would both pass that check."""
-    key = f"{user_tag(user_id)}:fido:count:{hashlib.sha256(cred_id.encode()).hexdigest()[:32]}"
-    return bool(await redis.eval(_ADVANCE_LUA, 1, key, count))
+    return bool(await redis.eval(_ADVANCE_LUA, 1, _count_key(user_id, cred_id), count))
+
+
+async def counter_flagged(redis: Any, user_id: str, cred_id: str) -> bool:
+    return await redis.get(_count_key(user_id, cred_id)) == b"flagged"
 
 
 class FidoTool:
@@ -127,16 +138,20 @@ class FidoTool:
             flagged: FidoCredential = exc.credential  # type: ignore[assignment]
             await svc.credentials.put(ctx.user_id, self.name, cred_id, {**doc, **flagged.as_dict()})
             raise
-        if result.new_sign_count and not await advance_sign_count(
-                svc.redis, ctx.user_id, cred_id, result.new_sign_count):
-            # Two assertions raced with the same (or an older) counter: one of them
-            # comes from a clone. The stored credential was read before either wrote.
+        counted = not result.new_sign_count or await advance_sign_count(
+            svc.redis, ctx.user_id, cred_id, result.new_sign_count)
+        if counted:
+            await svc.credentials.put(ctx.user_id, self.name, cred_id,
+                                      {**doc, **result.credential.as_dict()})
+        if not counted or (result.new_sign_count and await counter_flagged(svc.redis, ctx.user_id, cred_id)):
+            # Two assertions raced with the same (or an older) counter: one of them comes
+            # from a clone, and which one cannot be told. The stored credential was read
+            # before either wrote; the counter key decides, and the key stays flagged
+            # whichever of the two writes its document last.
             flagged = replace(result.credential, flagged=True,
-                              flagged_reason=f"sign count {result.new_sign_count} raced a higher one")
+                              flagged_reason=f"sign count {result.new_sign_count} raced another assertion")
             await svc.credentials.put(ctx.user_id, self.name, cred_id, {**doc, **flagged.as_dict()})
             raise FidoSignCountRegression(flagged)
-        await svc.credentials.put(ctx.user_id, self.name, cred_id,
-                                  {**doc, **result.credential.as_dict()})
         return FactorResult(self.name, result.amr, result.max_tier, detail={
             "cred_id": cred_id, "uv": result.uv, "be": result.be, "bs": result.bs,
             "sign_count": result.new_sign_count})
