@@ -54,15 +54,9 @@ class CredentialStore:
     async def delete(self, user_id: str, tool: str, cred_id: str) -> bool:
         return bool(await self._redis.hdel(self.key(user_id, tool), cred_id))
 
-    async def tools_of(self, user_id: str, tools: list[str]) -> dict[str, int]:
-        """How many credentials the user has enrolled per tool (one round trip)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            self.queue_tools_of(pipe, user_id, tools)
-            counts = await pipe.execute()
-        return self.parse_tools_of(tools, counts)
-
     def queue_tools_of(self, pipe: Any, user_id: str, tools: list[str]) -> None:
-        """Queue :meth:`tools_of`'s reads on a pipeline (one reply per tool)."""
+        """Queue the count of the user's credentials per tool on a pipeline (one reply per
+        tool); :meth:`parse_tools_of` reads the replies."""
         for tool in tools:
             pipe.hlen(self.key(user_id, tool))
 

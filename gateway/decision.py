@@ -76,18 +76,14 @@ def _held_tools(svc: Services) -> list[str]:
     return [*svc.stepup_tools, PHONE_TOOL]
 
 
-async def reachable_tier(svc: Services, user: str, device: Device) -> int:
-    """The highest tier this customer could reach with the tools they hold, on this device.
+def reachable_tier(svc: Services, counts: dict[str, int], device: Device) -> int:
+    """The highest tier this customer could reach with the tools they hold (``counts``:
+    credentials per tool, read with the rest of the money rows), on this device.
 
     A money movement over every limit up to that tier is refused at once
     (403 limit_exceeded naming the tier that would allow it) rather than
     answered with a challenge no tool of theirs could pass.
     """
-    return reachable_tier_of(svc, await svc.credentials.tools_of(user, _held_tools(svc)), device)
-
-
-def reachable_tier_of(svc: Services, counts: dict[str, int], device: Device) -> int:
-    """:func:`reachable_tier` from the tool counts already read."""
     held = ["pwd", *(("sms", "sms_armor") if counts.get(PHONE_TOOL) else ()),
             *(t for t in counts if t in svc.stepup_tools and t not in ("pwd", "sms", "sms_armor"))]
     completed = {t: {"amr": list(_BEST_AMR.get(t, amr_for(t)))} for t in held}
@@ -192,7 +188,7 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
             check = required_tier(svc.limits, amount=txn.amount, spent=spent,  # type: ignore[union-attr,arg-type]
                                   account_class=account_class, now=now, settings=settings,  # type: ignore[arg-type]
                                   to_others=to_others, device_since=device_since,
-                                  max_tier=Tier(reachable_tier_of(svc, tool_counts, device)))  # type: ignore[arg-type]
+                                  max_tier=Tier(reachable_tier(svc, tool_counts, device)))  # type: ignore[arg-type]
             d.base_tier = int(check.required_tier)
             if check.notice_required and headers.get(b"x-large-transfer-notice") != b"confirmed":
                 # Asked before any step-up, so an approval is never spent on it.

@@ -130,13 +130,13 @@ class ProxyPipeline:
                 await _settle(svc, d.reservation, ok=False, now=self._clock())
             finish(svc, d, Outcome.UPSTREAM_ERROR, now=now)
             raise
-        ok = 200 <= resp.status < 300
-        if resp.status >= 500:
+        ok, failed = 200 <= resp.status < 300, resp.status >= 500
+        if failed:
             svc.metrics.upstream_errors.labels(f"status_{resp.status}").inc()
         if d.reservation is not None:
             await _settle(svc, d.reservation, ok=ok, now=self._clock())
         finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok)
-        if resp.status >= 500:
+        if failed:
             raise _upstream_failed(resp, decision_id)
         resp_headers = list(resp.headers)
         resp_headers.append((b"content-length", str(len(resp.body)).encode()))

@@ -13,7 +13,6 @@ at most every ``refresh_interval`` seconds (:class:`OpsSwitches`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from gateway.switches import (
     parse_document,
 )
 from limits import LimitsConfig, ReservationStore, UserLimitStore
+from risk_engine.refresh import PeriodicRefresh
 
 if TYPE_CHECKING:
     from gateway.config import StepUpConfig
@@ -139,11 +139,9 @@ class OpsSwitches:
         self.store = store
         self.base_limits = limits
         self.base_stepup = stepup
-        self._interval = refresh_interval
         self._settings = OpsSettings()
         self._raw: bytes | None = None
-        self._checked = float("-inf")
-        self._inflight: asyncio.Future[None] | None = None
+        self._refresher = PeriodicRefresh(self._refresh, refresh_interval)
         self._applied: OpsSettings | None = None
         self.last_error: Exception | None = None
 
@@ -153,17 +151,12 @@ class OpsSwitches:
 
     def invalidate(self) -> None:
         """Read the settings again at the next :meth:`current` (after a change made here)."""
-        self._checked = float("-inf")
+        self._refresher.invalidate()
 
     async def current(self, now: float) -> OpsSettings:
-        if now - self._checked >= self._interval:
-            self._checked = now
-            self._inflight = asyncio.ensure_future(self._refresh())
-            await asyncio.shield(self._inflight)
-        elif self._raw is None and self._inflight is not None and not self._inflight.done():
-            # A burst right after startup waits for the first read: a switched-off action
-            # must not pass while it is on its way.
-            await asyncio.shield(self._inflight)
+        # A burst right after startup waits for the first read: a switched-off action
+        # must not pass while it is on its way.
+        await self._refresher.run(now, loaded=self._raw is not None)
         return self._settings
 
     async def _refresh(self) -> None:

@@ -114,13 +114,7 @@ class ReservationStore:
         self._reap = client.register_script(REAP)
         self._due = client.register_script(DUE_INDEXES)
         self._cluster = isinstance(client, RedisCluster)
-        # redis-py refuses EVALSHA in cluster pipelines; there each call goes alone.
-        self._batch = None if self._cluster else ScriptBatcher(client)
-
-    async def _script(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
-        if self._batch is None:
-            return await script(keys=keys, args=args)
-        return await self._batch(script, keys, args)
+        self._script = ScriptBatcher(client)  # concurrent requests share round trips
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from limits.batching import ScriptBatcher
@@ -231,7 +230,7 @@ class HistoryStore:
         self._redis = redis
         self._record = redis.register_script(_RECORD_LUA)
         self._read = redis.register_script(_READ_LUA)
-        self._batch = None if isinstance(redis, RedisCluster) else ScriptBatcher(redis)
+        self._batch = ScriptBatcher(redis)  # concurrent requests' updates share a round trip
 
     @staticmethod
     def _read_call(user_id: str, payee: str, device_id: str, now: float) -> tuple[list, list]:
@@ -284,10 +283,7 @@ class HistoryStore:
                 repr(AMOUNT_DECAY_SECONDS), repr(HOUR_DECAY_SECONDS), repr(VELOCITY_WINDOW),
                 str(int(STATE_TTL))]
         try:
-            if self._batch is None:
-                await self._record(keys=keys, args=args)
-            else:  # concurrent requests' updates share a round trip
-                await self._batch(self._record, keys, args)
+            await self._batch(self._record, keys, args)
         except RedisError as exc:
             raise RiskStateUnavailable(f"recording risk history failed: {exc}") from exc
 

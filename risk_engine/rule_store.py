@@ -14,7 +14,6 @@ Keys written before the tag (``risk:rules:*``) are moved on first use.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -28,6 +27,7 @@ from risk_engine.errors import (
     RuleSetNotFound,
 )
 from risk_engine.key_moves import move_keys
+from risk_engine.refresh import PeriodicRefresh
 from risk_engine.rules import CompiledRuleSet, RuleSet
 from risk_engine.schema import FEATURE_SCHEMA, FeatureType
 from risk_engine.validation import compile_rule_set
@@ -168,23 +168,14 @@ class RuleSource:
                  fallback: RuleSet | None = None,
                  schema: Mapping[str, FeatureType] = FEATURE_SCHEMA) -> None:
         self._store = store
-        self._interval = refresh_interval
         self._schema = schema
         self._fallback = compile_rule_set(fallback, schema) if fallback is not None else None
         self._compiled: CompiledRuleSet | None = None
-        self._checked = float("-inf")
-        self._inflight: asyncio.Future[None] | None = None
+        self._refresher = PeriodicRefresh(self._refresh, refresh_interval)
         self.last_error: Exception | None = None
 
     async def current(self, now: float) -> CompiledRuleSet:
-        if now - self._checked >= self._interval:
-            self._checked = now
-            self._inflight = asyncio.ensure_future(self._refresh())
-            await asyncio.shield(self._inflight)
-        elif self._compiled is None and self._inflight is not None and not self._inflight.done():
-            # Requests that arrive while the first load is on its way wait for it rather
-            # than run on the fallback rules.
-            await asyncio.shield(self._inflight)
+        await self._refresher.run(now, loaded=self._compiled is not None)
         if self._compiled is not None:
             return self._compiled
         if self._fallback is not None:

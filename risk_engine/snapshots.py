@@ -15,7 +15,6 @@ first use.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import pickle
@@ -32,6 +31,7 @@ from risk_engine.errors import (
     SnapshotSignatureInvalid,
 )
 from risk_engine.key_moves import move_keys
+from risk_engine.refresh import PeriodicRefresh
 
 __all__ = ["ModelSnapshot", "ModelSource", "ModelStore", "sign_snapshot", "verify_snapshot"]
 
@@ -185,19 +185,12 @@ class ModelSource:
     def __init__(self, store: ModelStore, name: str, *, refresh_interval: float = 1.0) -> None:
         self._store = store
         self._name = name
-        self._interval = refresh_interval
-        self._checked = float("-inf")
-        self._inflight: asyncio.Future[None] | None = None
+        self._refresher = PeriodicRefresh(self._refresh, refresh_interval)
         self.snapshot: ModelSnapshot | None = None
         self.last_error: Exception | None = None
 
     async def current(self, now: float) -> ModelSnapshot | None:
-        if now - self._checked >= self._interval:
-            self._checked = now
-            self._inflight = asyncio.ensure_future(self._refresh())
-            await asyncio.shield(self._inflight)
-        elif self.snapshot is None and self._inflight is not None and not self._inflight.done():
-            await asyncio.shield(self._inflight)  # a burst at startup waits for the first load
+        await self._refresher.run(now, loaded=self.snapshot is not None)
         return self.snapshot
 
     async def _refresh(self) -> None:
