@@ -31,11 +31,12 @@ from risk_engine import (
     RiskStateUnavailable,
     RuleSet,
     RuleSetInvalid,
+    RuleSetNotFound,
     submit_label,
 )
 
 __all__ = ["Conflict", "RuleSetRefused", "StateUnavailable", "approve_rules", "audit", "label_decision",
-           "propose_rules", "proposals", "refusal", "reject_rules", "rule_set_refused", "rules_digest"]
+           "propose_rollback", "propose_rules", "proposals", "refusal", "reject_rules", "rule_set_refused", "rules_digest"]
 
 
 class Conflict(GatewayError):
@@ -117,6 +118,20 @@ async def propose_rules(svc: Services, rule_set: RuleSet, *, author: str, reason
         "step_up_rate": [bt["recorded"]["step_up_rate"], bt["candidate"]["step_up_rate"]],
     }, now)
     return proposal, seq
+
+
+async def propose_rollback(svc: Services, version: int, *, author: str, reason: str,
+                           now: float) -> tuple[RuleProposal, int]:
+    """Roll back by proposal: the rules of stored ``version`` become a new proposal, which
+    a second person approves like any other (the rollback is a publish of old rules)."""
+    try:
+        old = await svc.risk.rule_store.get(version)
+    except RuleSetNotFound as exc:
+        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    return await propose_rules(svc, old, author=author, reason=f"rollback to v{version}: {reason}",
+                               now=now)
 
 
 async def approve_rules(svc: Services, proposal_id: str, *, approver: str,

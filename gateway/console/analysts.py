@@ -51,6 +51,7 @@ class Permission(StrEnum):
     PROPOSE_RULES = "propose_rules"
     APPROVE_RULES = "approve_rules"
     MANAGE_ANALYSTS = "manage_analysts"
+    MANAGE_OPS = "manage_ops"  # switches, live limits and tool parameters
 
 
 class Role(StrEnum):
