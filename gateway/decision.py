@@ -239,15 +239,18 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
     return d
 
 
-def finish(svc: Services, d: Decision, outcome: str, *, now: float, completed: bool = False) -> None:
-    """Record the decision and update the user's history, after the response."""
+def finish(svc: Services, d: Decision, outcome: str, *, now: float, completed: bool = False,
+           assertion: dict[str, object] | None = None, upstream: dict[str, object] | None = None) -> None:
+    """Record the decision (with the assertion forwarded and the upstream's answer, when
+    there was one) and update the user's history, after the response."""
     event = DecisionEvent.build(
         decision_id=d.decision_id, at=now, user_id=d.facts.user_id, action=d.facts.action,
         amount_fen=d.facts.amount_fen, moves_money=d.facts.moves_money,
         device_status=d.facts.device_status, features=d.features, assessment=d.risk,
         required_tier=d.required, base_tier=d.base_tier,
         session_tier=d.reached.tier if d.reached is not None else 0, outcome=outcome,
-        latencies_ms=d.latencies_ms)
+        latencies_ms=d.latencies_ms, tools=tuple(d.reached.tools) if d.reached is not None else (),
+        assertion=assertion, upstream=upstream)
 
     svc.decision_writer.put(event)
     svc.metrics.observe_decision(

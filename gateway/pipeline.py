@@ -17,7 +17,7 @@ from device_fingerprint.registry import Device, device_key, user_of_device, user
 from gateway.assertion import AssertionClaims
 from gateway.decision import decide, finish, queue_user_rows
 from gateway.device_check import SignedRequest
-from gateway.errors import NotFound, Unauthorized, UpstreamUnavailable
+from gateway.errors import GatewayError, NotFound, Unauthorized, UpstreamUnavailable
 from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST, UpstreamResponse
 from gateway.services import Services
 from gateway.switches import MOBILE
@@ -116,7 +116,7 @@ class ProxyPipeline:
                          headers=headers, client_ip=client[0] if client else "", now=now,
                          decision_id=decision_id, user_rows=tuple(user_rows), history=history)
         assert d.reached is not None
-        token_str, _claims = await svc.signer.sign(AssertionClaims(
+        token_str, claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,
             device_status=(d.device or device).status.value, acr=f"T{d.reached.tier}", amr=d.reached.amr,
             auth_time=int(session.auth_time), decision_id=decision_id, txn=txn, limit=d.limit_claim,
@@ -128,14 +128,18 @@ class ProxyPipeline:
             svc.metrics.upstream_errors.labels(getattr(exc, "code", type(exc).__name__)).inc()
             if d.reservation is not None:
                 await _settle(svc, d.reservation, ok=False, now=self._clock())
-            finish(svc, d, Outcome.UPSTREAM_ERROR, now=now)
+            finish(svc, d, Outcome.UPSTREAM_ERROR, now=now, assertion=claims,
+                   upstream={"error": getattr(exc, "code", type(exc).__name__)})
+            if isinstance(exc, GatewayError):  # the client can quote the decision to support
+                exc.headers.setdefault("x-riskgate-decision", decision_id)
             raise
         ok, failed = 200 <= resp.status < 300, resp.status >= 500
         if failed:
             svc.metrics.upstream_errors.labels(f"status_{resp.status}").inc()
         if d.reservation is not None:
             await _settle(svc, d.reservation, ok=ok, now=self._clock())
-        finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok)
+        finish(svc, d, Outcome.ALLOWED if ok else Outcome.UPSTREAM_ERROR, now=now, completed=ok,
+               assertion=claims, upstream={"status": resp.status})
         if failed:
             raise _upstream_failed(resp, decision_id)
         resp_headers = list(resp.headers)

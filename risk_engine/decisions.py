@@ -71,19 +71,27 @@ class DecisionEvent:
     challenger_version: str | None = None
     challenger_score: float | None = None
     latencies_ms: dict[str, float] = field(default_factory=dict)
+    # The step-up tools by which the session reached its tier (the factors are in assertion.amr)
+    tools: tuple[str, ...] = ()
+    # The claims of the assertion sent upstream (None when nothing was forwarded)
+    assertion: dict[str, Any] | None = None
+    # What the upstream answered: {"status": 200} or {"error": "upstream_timeout"}
+    upstream: dict[str, Any] | None = None
 
     @classmethod
     def build(cls, *, decision_id: str, at: float, user_id: str, action: str, amount_fen: int,
               moves_money: bool, device_status: str, features: Mapping[str, Any],
               assessment: RiskAssessment, required_tier: int, base_tier: int,
               session_tier: int, outcome: str,
-              latencies_ms: Mapping[str, float] | None = None) -> DecisionEvent:
+              latencies_ms: Mapping[str, float] | None = None, tools: tuple[str, ...] = (),
+              assertion: dict[str, Any] | None = None,
+              upstream: dict[str, Any] | None = None) -> DecisionEvent:
         a = assessment
         return cls(decision_id, at, user_id, action, amount_fen, dict(features), a.score,
                    a.level.value, a.rules_hit, required_tier, session_tier, outcome, moves_money,
                    device_status, base_tier, a.shadow_rules_hit, a.tags, a.rule_set_version,
                    a.model_version, a.model_score, a.challenger_version, a.challenger_score,
-                   dict(latencies_ms or {}))
+                   dict(latencies_ms or {}), tools, assertion, upstream)
 
     def to_json(self) -> bytes:
         # orjson serialises dataclasses itself (tuples as lists), ~50x faster than asdict()
@@ -92,7 +100,7 @@ class DecisionEvent:
     @classmethod
     def from_json(cls, raw: bytes) -> DecisionEvent:
         doc = orjson.loads(raw)
-        for name in ("rules_hit", "shadow_rules_hit", "tags"):
+        for name in ("rules_hit", "shadow_rules_hit", "tags", "tools"):
             doc[name] = tuple(doc.get(name, ()))
         return cls(**doc)
 

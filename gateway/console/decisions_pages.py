@@ -22,8 +22,10 @@ from gateway.api_console import FEED_MAX_SCAN, FEED_PAGE, feed_filter, matches
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import SECURITY_HEADERS, fragment, render
+from gateway.decision_detail import model_contributions
 from gateway.errors import BadRequest, NotFound
 from risk_engine import (
+    DecisionEvent,
     DecisionNotFound,
     Outcome,
     RiskLevel,
@@ -104,23 +106,28 @@ async def feed(request: Request, who: SignedIn) -> Response:
                   more_url="/console/decisions?" + urlencode({**wanted, "before": next_before or ""}))
 
 
-async def _decision(request: Request, decision_id: str) -> dict[str, Any]:
+async def _event(request: Request, decision_id: str) -> DecisionEvent:
     try:
         _sid, event = await get_decision(services(request).redis, decision_id)
     except DecisionNotFound as exc:
         raise NotFound("decision_not_found", "no recorded decision with that id") from exc
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
-    return asdict(event)
+    return event
+
+
+async def _decision(request: Request, decision_id: str) -> dict[str, Any]:
+    return asdict(await _event(request, decision_id))
 
 
 @page(Permission.VIEW)
 async def detail(request: Request, who: SignedIn) -> Response:
     decision_id = request.path_params["decision_id"]
-    d = await _decision(request, decision_id)
+    event = await _event(request, decision_id)
     label = (await _label_texts(request, [decision_id])).get(decision_id) \
         or (await _unsure(request, [decision_id])).get(decision_id)
-    return render("decision.html", who=who, d=d, label=label)
+    model = await model_contributions(services(request).risk.model_store, event)
+    return render("decision.html", who=who, d=asdict(event), label=label, model=model)
 
 
 @action(Permission.LABEL)

@@ -71,6 +71,9 @@ async def test_every_forwarded_call_carries_the_risk_claim_and_is_recorded(gatew
     claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["risk"]["level"] == "low" and claims["decision_id"] == decision_id
     assert claims["limit"] == {"tier_limit": "1000.00", "remaining_today": "900.00"}
+    # the console's decision detail shows what went upstream and what came back
+    assert event.assertion == claims and event.upstream == {"status": 200}
+    assert event.tools == ("pwd",)  # the session reached T2 at sign-in
 
 
 async def test_a_block_rule_published_by_an_analyst_applies_within_a_second(gateway_factory,

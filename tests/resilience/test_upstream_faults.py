@@ -3,8 +3,11 @@ the spend is given back, and a retry under the same Idempotency-Key debits once.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from risk_engine import get_decision
 from tests.resilience.conftest import ALICE_MAIN, BOB
 
 pytestmark = pytest.mark.slow
@@ -14,6 +17,21 @@ async def spent_today(phone) -> str:  # noqa: ANN001 - MobileClient
     resp = await phone.call("GET", "/auth/limits")
     assert resp.status == 200, resp.body
     return resp.json()["spent"]["today"]
+
+
+async def recorded(stack, resp, **expected) -> None:  # noqa: ANN001
+    """The decision record says what the upstream did (the analyst console shows it)."""
+    decision_id = resp.headers["x-riskgate-decision"]
+    for _ in range(100):
+        try:
+            _sid, event = await get_decision(stack.services.redis, decision_id)
+            break
+        except Exception:  # noqa: BLE001 - written a few milliseconds after the response
+            await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"decision {decision_id} was not recorded")
+    assert event.outcome == expected["outcome"] and event.upstream == expected["upstream"]
+    assert event.assertion is not None and event.assertion["decision_id"] == decision_id
 
 
 async def test_upstream_500_releases_the_spend_and_a_retry_debits_once(stack):
@@ -26,6 +44,7 @@ async def test_upstream_500_releases_the_spend_and_a_retry_debits_once(stack):
     assert "core banking" not in failed.body.decode()  # the bank's internals stay inside
     assert "x-riskgate-decision" in failed.headers
     assert await spent_today(phone) == "0.00"
+    await recorded(stack, failed, outcome="upstream_error", upstream={"status": 500})
     assert stack.transfers() == before
 
     stack.upstream.mode = "ok"
@@ -47,6 +66,7 @@ async def test_upstream_timeout_is_504_releases_the_spend_and_a_retry_debits_onc
     stack.upstream.mode, stack.upstream.delay = "slow", 1.5
     late = await phone.transfer(ALICE_MAIN, BOB, "400.00", idempotency_key="late-1")
     assert (late.status, late.error) == (504, "upstream_timeout")
+    await recorded(stack, late, outcome="upstream_error", upstream={"error": "upstream_timeout"})
     assert await spent_today(phone) == "0.00"
     assert await stack.open_reservations() == 0
     await stack.upstream.settled()
@@ -65,5 +85,6 @@ async def test_upstream_down_is_502_and_the_spend_is_released(stack):
     await stack.stop_upstream()
     failed = await phone.transfer(ALICE_MAIN, BOB, "200.00", idempotency_key="down-1")
     assert (failed.status, failed.error) == (502, "upstream_unavailable")
+    await recorded(stack, failed, outcome="upstream_error", upstream={"error": "upstream_unavailable"})
     assert await spent_today(phone) == "0.00"
     assert await stack.open_reservations() == 0
