@@ -6,6 +6,10 @@ and the session's CSRF token, and forgets it after 15 minutes without a
 request (or 12 hours after sign-in). The role is read from the analyst record
 on every request, so a changed role applies at once.
 
+The cookie is set twice, for Path=/console and for Path=/admin/api (the JSON
+admin API, gateway.admin_api, authorised by the same checks), and never for
+the proxied /v1 routes.
+
     {console:sessions}:<sha256(token)>   hash: name, csrf, created_at (TTL: idle timeout)
 """
 
@@ -41,9 +45,14 @@ from gateway.services import Services
 
 __all__ = [
     "COOKIE",
+    "COOKIE_PATHS",
     "IDLE_TIMEOUT",
+    "SignInRequired",
     "SignedIn",
     "action",
+    "analyst_refusal",
+    "check_csrf",
+    "check_origin",
     "clear_cookie",
     "current",
     "done",
@@ -51,13 +60,14 @@ __all__ = [
     "form",
     "page",
     "public",
+    "require",
     "services",
     "set_cookie",
     "start_session",
 ]
 
 COOKIE = "riskgate_console"
-COOKIE_PATH = "/console"
+COOKIE_PATHS = ("/console", "/admin/api")  # never "/": /v1 goes to the bank
 IDLE_TIMEOUT = 15 * 60
 ABSOLUTE_TIMEOUT = 12 * 3600
 TAG = "{console:sessions}"
@@ -120,13 +130,16 @@ async def current(request: Request, *, now: float) -> SignedIn | None:
 
 
 def set_cookie(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, path=COOKIE_PATH, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    """The session cookie for the console pages and the admin API (same token, same flags)."""
+    for path in COOKIE_PATHS:
+        response.set_cookie(COOKIE, token, path=path, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
 
 
 def clear_cookie(request: Request, response: Response) -> None:
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    for path in COOKIE_PATHS:
+        response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
 
 
 def form(request: Request) -> dict[str, str]:
@@ -151,7 +164,7 @@ def form(request: Request) -> dict[str, str]:
     raise BadRequest("unsupported_media_type", "post a form or a JSON object")
 
 
-def _check_origin(request: Request) -> None:
+def check_origin(request: Request) -> None:
     """A browser names the page's origin on every POST: it must be this console's."""
     origin = request.headers.get("origin")
     if origin is None:
@@ -162,8 +175,9 @@ def _check_origin(request: Request) -> None:
         raise Forbidden("origin_refused", "the request comes from another site")
 
 
-def _check_csrf(request: Request, who: SignedIn, fields: dict[str, str]) -> None:
-    given = request.headers.get("x-csrf-token") or fields.get("csrf", "")
+def check_csrf(request: Request, who: SignedIn, fields: dict[str, str] | None = None) -> None:
+    """The ``X-CSRF-Token`` header (or a form's ``csrf`` field) must be the session's token."""
+    given = request.headers.get("x-csrf-token") or (fields or {}).get("csrf", "")
     if not given or not hmac.compare_digest(given.encode(), who.csrf.encode()):
         raise Forbidden("csrf_invalid", "the form is missing its CSRF token or it is wrong; reload the page")
 
@@ -182,7 +196,20 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
-def _translated(exc: AnalystError) -> GatewayError:
+class SignInRequired(Unauthorized):
+    code = "console_sign_in_required"
+    message = "sign in to the console again (the session ended or never began)"
+
+
+def require(who: SignedIn, permission: Permission) -> None:
+    """403 ``console_role_forbidden`` unless the analyst's role allows ``permission``."""
+    if not who.allows(permission):
+        raise Forbidden("console_role_forbidden",
+                        f"the {who.role.value} role may not {permission.value.replace('_', ' ')}")
+
+
+def analyst_refusal(exc: AnalystError) -> GatewayError:
+    """The HTTP error for a failure of the analyst store."""
     if isinstance(exc, AnalystsUnavailable):
         return ConsoleStateUnavailable(exc.code, exc.message)
     if isinstance(exc, AnalystNotFound | EnrolmentInvalid):
@@ -198,11 +225,11 @@ def public(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def run(request: Request) -> Response:
         if request.method == "POST":
-            _check_origin(request)
+            check_origin(request)
         try:
             return await handler(request)
         except AnalystError as exc:
-            raise _translated(exc) from exc
+            raise analyst_refusal(exc) from exc
     return run
 
 
@@ -216,13 +243,11 @@ def page(permission: Permission = Permission.VIEW) -> Callable[[Handler], Handle
             if who is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/console/login?next={quote(target, safe='')}", 303)
-            if not who.allows(permission):
-                raise Forbidden("console_role_forbidden",
-                                f"the {who.role.value} role may not {permission.value.replace('_', ' ')}")
+            require(who, permission)
             try:
                 return await handler(request, who)
             except AnalystError as exc:
-                raise _translated(exc) from exc
+                raise analyst_refusal(exc) from exc
         return run
     return wrap
 
@@ -235,18 +260,15 @@ def action(permission: Permission) -> Callable[[Handler], Handler]:
         async def run(request: Request) -> Response:
             who = await current(request, now=time.time())
             if who is None:
-                raise Unauthorized("console_sign_in_required",
-                                   "sign in to the console again (the session ended or never began)")
-            _check_origin(request)
+                raise SignInRequired()
+            check_origin(request)
             fields = form(request)
-            _check_csrf(request, who, fields)
-            if not who.allows(permission):
-                raise Forbidden("console_role_forbidden",
-                                f"the {who.role.value} role may not {permission.value.replace('_', ' ')}")
+            check_csrf(request, who, fields)
+            require(who, permission)
             try:
                 return await handler(request, who, fields)
             except AnalystError as exc:
-                raise _translated(exc) from exc
+                raise analyst_refusal(exc) from exc
         return run
     return wrap
 

@@ -85,10 +85,14 @@ async def test_sign_in_refusals(console):
 
 async def test_session_cookie_is_http_only_strict_and_idles_out(console):
     alice = await console.analyst("alice", Role.VIEWER)
-    [cookie] = [c for c in alice.http.cookies.jar if c.name == "riskgate_console"]
-    assert cookie.path == "/console" and not cookie.secure
-    assert cookie.has_nonstandard_attr("HttpOnly")
-    assert cookie.get_nonstandard_attr("SameSite").lower() == "strict"
+    # the same session for the console pages and the admin API, never for the whole site
+    cookies = {c.path: c for c in alice.http.cookies.jar if c.name == "riskgate_console"}
+    assert set(cookies) == {"/console", "/admin/api"}
+    cookie = cookies["/console"]
+    assert cookies["/admin/api"].value == cookie.value
+    for c in cookies.values():
+        assert not c.secure and c.has_nonstandard_attr("HttpOnly")
+        assert c.get_nonstandard_attr("SameSite").lower() == "strict"
     redis = console.gw.services.redis
     [key] = await redis.keys("{console:sessions}:*")
     assert cookie.value.encode() not in key  # only a hash of the cookie is stored
@@ -104,8 +108,8 @@ async def test_session_cookie_is_http_only_strict_and_idles_out(console):
 
 async def test_cookie_is_secure_over_https(console):
     bob = await console.analyst("bob", Role.VIEWER, base_url="https://localhost:8080")
-    [cookie] = [c for c in bob.http.cookies.jar if c.name == "riskgate_console"]
-    assert cookie.secure
+    cookies = [c for c in bob.http.cookies.jar if c.name == "riskgate_console"]
+    assert len(cookies) == 2 and all(c.secure for c in cookies)
 
 
 # Every console action, with a body that would otherwise be acceptable.
@@ -162,7 +166,7 @@ async def test_every_action_needs_a_session_csrf_and_the_role(console):
 @pytest.mark.parametrize("role, allowed", [
     (Role.VIEWER, set()), (Role.ANALYST, {"label"}), (Role.RULE_AUTHOR, {"label", "propose_rules"}),
     (Role.APPROVER, {"label", "approve_rules"}),
-    (Role.ADMIN, {"label", "propose_rules", "approve_rules", "manage_analysts"})])
+    (Role.ADMIN, {"label", "propose_rules", "approve_rules", "manage_analysts", "manage_ops"})])
 def test_roles(role, allowed):
     assert {p.value for p in role.permissions} == allowed | {"view"}
 
