@@ -12,7 +12,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import audit_pages, decisions_pages, ops_pages, rules_pages, signin
+from gateway.console import (
+    audit_pages,
+    decisions_pages,
+    model_pages,
+    ops_pages,
+    rules_pages,
+    signin,
+)
 from gateway.console.render import STATIC
 from gateway.errors import NotFound
 
@@ -39,6 +46,7 @@ ROUTES = [
     *signin.ROUTES,
     *decisions_pages.ROUTES,
     *rules_pages.ROUTES,
+    *model_pages.ROUTES,
     *ops_pages.ROUTES,
     *audit_pages.ROUTES,
 ]
