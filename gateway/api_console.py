@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -53,7 +54,8 @@ from risk_engine import (
     read_decisions,
 )
 
-__all__ = ["FEED_MAX_SCAN", "FEED_PAGE", "ROUTES", "feed_filter", "matches"]
+__all__ = ["FEED_MAX_SCAN", "FEED_PAGE", "ROUTES", "FeedPage", "audit_cursor", "feed_cursor", "feed_filter", "matches",
+           "query_count", "read_feed"]
 
 _OUTCOMES = frozenset(v for k, v in vars(Outcome).items() if k.isupper())
 FEED_PAGE = 500
@@ -78,7 +80,8 @@ def _text(doc: dict[str, object], field: str) -> str:
     return value.strip()
 
 
-def _count(request: Request, default: int = 50) -> int:
+def query_count(request: Request, default: int = 50) -> int:
+    """The ``count`` query parameter, 1 to 500."""
     raw = request.query_params.get("count", str(default))
     if not _SMALL_INT_RE.match(raw) or not 1 <= int(raw) <= 500:
         raise BadRequest("invalid_count", "count must be between 1 and 500")
@@ -106,7 +109,7 @@ async def list_proposals(request: Request) -> Response:
         raise BadRequest("invalid_status", "status must be one of "
                          + ", ".join(s.value for s in ProposalStatus)) from exc
     try:
-        found = await proposals(svc).list(status=status, count=_count(request))
+        found = await proposals(svc).list(status=status, count=query_count(request))
     except ProposalError as exc:
         raise refusal(exc) from exc
     return json_response({"proposals": [p.to_dict() for p in found]})
@@ -172,20 +175,35 @@ def matches(event: DecisionEvent, wanted: dict[str, str]) -> bool:
                  or wanted["rule"] in event.rules_hit or wanted["rule"] in event.shadow_rules_hit))
 
 
-async def decisions_feed(request: Request) -> Response:
-    """Newest first, filtered; ``next_before`` pages on (pass it back as ``before``)."""
-    svc = require_admin(request)
-    wanted, count = feed_filter(request), _count(request)
+def feed_cursor(request: Request) -> str | None:
+    """The ``before`` query parameter: a decision stream id (from ``next_before``) or None."""
     before = request.query_params.get("before")
     if before is not None and not (_STREAM_ID_RE.match(before)
                                    and all(int(part) < 2**64 for part in before.split("-"))):
         raise BadRequest("invalid_cursor", "before must be a stream id from next_before")
+    return before
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    decisions: list[dict[str, Any]]  # each with its "stream_id"
+    scanned: int
+    next_before: str | None  # None once the stream is exhausted
+
+    def to_dict(self, wanted: dict[str, str]) -> dict[str, Any]:
+        return {"decisions": self.decisions, "scanned": self.scanned, "filters": wanted,
+                "next_before": self.next_before}
+
+
+async def read_feed(redis: Redis, wanted: dict[str, str], *, count: int, before: str | None) -> FeedPage:
+    """Up to ``count`` decisions matching ``wanted``, newest first, older than ``before``;
+    at most FEED_MAX_SCAN are read."""
     end = f"({before}" if before else "+"
     found: list[dict[str, Any]] = []
     scanned, last_id, exhausted = 0, before, False
     try:
         while len(found) < count and scanned < FEED_MAX_SCAN:
-            rows = await read_decisions(svc.redis, end=end, count=FEED_PAGE, newest_first=True)
+            rows = await read_decisions(redis, end=end, count=FEED_PAGE, newest_first=True)
             consumed = 0
             for sid, event in rows:
                 consumed, scanned, last_id = consumed + 1, scanned + 1, sid
@@ -199,18 +217,30 @@ async def decisions_feed(request: Request) -> Response:
             end = f"({last_id}"
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
-    return json_response({"decisions": found, "scanned": scanned, "filters": wanted,
-                          "next_before": None if exhausted else last_id})
+    return FeedPage(found, scanned, None if exhausted else last_id)
+
+
+async def decisions_feed(request: Request) -> Response:
+    """Newest first, filtered; ``next_before`` pages on (pass it back as ``before``)."""
+    svc = require_admin(request)
+    wanted, count = feed_filter(request), query_count(request)
+    page = await read_feed(svc.redis, wanted, count=count, before=feed_cursor(request))
+    return json_response(page.to_dict(wanted))
+
+
+def audit_cursor(request: Request) -> int | None:
+    """The ``before`` query parameter of the audit listing: an entry's seq, or None."""
+    raw = request.query_params.get("before")
+    if raw is not None and not _SEQ_RE.match(raw):
+        raise BadRequest("invalid_cursor", "before must be an audit seq")
+    return int(raw) if raw else None
 
 
 async def audit_entries(request: Request) -> Response:
     svc = require_admin(request)
-    raw = request.query_params.get("before")
-    if raw is not None and not _SEQ_RE.match(raw):
-        raise BadRequest("invalid_cursor", "before must be an audit seq")
+    before = audit_cursor(request)
     try:
-        entries = await AuditTrail(svc.redis).entries(count=_count(request, 100),
-                                                      before_seq=int(raw) if raw else None)
+        entries = await AuditTrail(svc.redis).entries(count=query_count(request, 100), before_seq=before)
     except AuditTrailError as exc:
         raise refusal(exc) from exc
     return json_response({"entries": [e.to_dict() for e in entries]})

@@ -7,7 +7,10 @@ Keys (one hash tag):
     {console:analysts}:enrol:<sha256>  name of the analyst a one-time enrolment token is for (TTL)
 
 Only a SHA-256 of an enrolment token is stored: reading Redis does not give a
-working link. Passkey records hold public keys only.
+working link. Passkey records hold public keys only. A removed analyst's record
+goes whole; a passkey or role written for a name that no longer exists is
+refused (AnalystNotFound), so an old enrolment link cannot plant a passkey on a
+later analyst of the same name.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ TAG = "{console:analysts}"
 INDEX_KEY = f"{TAG}:index"
 ENROLMENT_TTL = 24 * 3600
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+# HSET only on a record that exists (it has a role): 1 written, 0 no such analyst.
+_SET_IF_EXISTS_LUA = """
+if redis.call('HEXISTS', KEYS[1], 'role') == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 class Permission(StrEnum):
@@ -134,6 +143,7 @@ def _token_key(token: str) -> str:
 class AnalystStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._set_if_exists = redis.register_script(_SET_IF_EXISTS_LUA)
 
     async def create(self, name: str, role: Role, *, now: float) -> Analyst:
         """Add an analyst without passkeys; names are unique ignoring case."""
@@ -171,13 +181,38 @@ class AnalystStore:
             raise AnalystsUnavailable(f"listing analysts failed: {exc}") from exc
         return [a for a in [await self.get(n) for n in names] if a is not None]
 
+    async def _set_field(self, name: str, field: str, value: bytes | str, what: str) -> None:
+        try:
+            written = await self._set_if_exists(keys=[_key(name)], args=[field, value])
+        except RedisError as exc:
+            raise AnalystsUnavailable(f"storing the {what} failed: {exc}") from exc
+        if not written:
+            raise AnalystNotFound()
+
     async def save_credential(self, name: str, credential: FidoCredential) -> None:
         """Store a new passkey or the updated state (counter, flag) of a known one."""
+        await self._set_field(name, f"cred:{credential.credential_id}",
+                              orjson.dumps(credential.as_dict()), "passkey")
+
+    async def set_role(self, name: str, role: Role) -> None:
+        """Change an analyst's role; it applies to their next request."""
+        if not valid_name(name):
+            raise AnalystNotFound()
+        await self._set_field(name, "role", role.value, "role")
+
+    async def remove(self, name: str) -> Analyst:
+        """Delete an analyst with their passkeys; their sessions end at their next request."""
+        analyst = await self.get(name)
+        if analyst is None:
+            raise AnalystNotFound()
         try:
-            await self._redis.hset(_key(name), f"cred:{credential.credential_id}",
-                                   orjson.dumps(credential.as_dict()))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(_key(name))
+                pipe.srem(INDEX_KEY, name.casefold())
+                await pipe.execute()
         except RedisError as exc:
-            raise AnalystsUnavailable(f"storing the passkey failed: {exc}") from exc
+            raise AnalystsUnavailable(f"removing the analyst failed: {exc}") from exc
+        return analyst
 
     async def issue_enrolment(self, name: str, *, ttl: int = ENROLMENT_TTL) -> str:
         """A one-time token for ``name`` to register a passkey; only its hash is kept."""

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import analyst_actions
 from gateway.analyst_actions import refusal
 from gateway.audit_trail import AuditTrail, AuditTrailError
-from gateway.console.analysts import ENROLMENT_TTL, AnalystStore, Permission, Role, create_with_link
+from gateway.console import analyst_admin
+from gateway.console.analysts import ENROLMENT_TTL, AnalystStore, Permission, Role
 from gateway.console.auth import SignedIn, action, page, services
 from gateway.console.render import render
 from gateway.errors import BadRequest
@@ -52,16 +52,10 @@ async def analysts(request: Request, who: SignedIn) -> Response:
 
 @action(Permission.MANAGE_ANALYSTS)
 async def invite(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
-    name, role_name = fields.get("name", "").strip(), fields.get("role", "")
-    try:
-        role = Role(role_name)
-    except ValueError as exc:
-        raise BadRequest("invalid_role", "role must be one of " + ", ".join(r.value for r in Role)) from exc
-    svc = services(request)
-    now = time.time()
-    token = await create_with_link(AnalystStore(svc.redis), name, role, now=now)
-    await analyst_actions.audit(svc, who.name, "analyst.create", {"name": name, "role": role.value}, now)
-    link = f"{request.url.scheme}://{request.url.netloc}/console/enrol?token={token}"
+    name, role = fields.get("name", "").strip(), analyst_admin.role_named(fields.get("role", ""))
+    token, _seq = await analyst_admin.invite(services(request), name, role, actor=who.name,
+                                             now=time.time())
+    link = analyst_admin.enrolment_link(request, token)
     if request.headers.get("content-type", "").startswith("application/json"):
         return Response(orjson.dumps({"ok": True, "name": name, "role": role.value, "link": link}),
                         media_type="application/json", headers={"cache-control": "no-store"})

@@ -58,6 +58,7 @@ __all__ = [
     "done",
     "end_session",
     "form",
+    "may_reject",
     "page",
     "public",
     "require",
@@ -201,11 +202,18 @@ class SignInRequired(Unauthorized):
     message = "sign in to the console again (the session ended or never began)"
 
 
-def require(who: SignedIn, permission: Permission) -> None:
-    """403 ``console_role_forbidden`` unless the analyst's role allows ``permission``."""
-    if not who.allows(permission):
+def require(who: SignedIn, permission: Permission, *alternatives: Permission) -> None:
+    """403 ``console_role_forbidden`` unless the analyst's role allows ``permission`` (or one
+    of the ``alternatives``)."""
+    if not any(who.allows(p) for p in (permission, *alternatives)):
         raise Forbidden("console_role_forbidden",
                         f"the {who.role.value} role may not {permission.value.replace('_', ' ')}")
+
+
+def may_reject(who: SignedIn, author: str) -> bool:
+    """Approvers reject any rule proposal; a rule author may withdraw their own."""
+    own = author.strip().casefold() == who.name.casefold()
+    return who.allows(Permission.APPROVE_RULES) or (own and who.allows(Permission.PROPOSE_RULES))
 
 
 def analyst_refusal(exc: AnalystError) -> GatewayError:

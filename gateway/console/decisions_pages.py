@@ -2,51 +2,38 @@
 
 Labels go through ``risk_engine.submit_label`` (the learner's queue) as an
 analyst label by the signed-in analyst; "unsure" is kept beside it for the
-review queue and changes nothing for the learner. Every label is an audit entry.
+review queue and changes nothing for the learner (gateway.decision_review).
+Every label is an audit entry.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.analyst_actions import StateUnavailable, audit, label_decision
-from gateway.api_console import FEED_MAX_SCAN, FEED_PAGE, feed_filter, matches
+from gateway.analyst_actions import label_decision
+from gateway.api_console import feed_filter, read_feed
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import SECURITY_HEADERS, fragment, render
 from gateway.decision_detail import model_contributions
-from gateway.errors import BadRequest, NotFound
+from gateway.decision_review import label_unsure, recorded_decision, review_queue, unsure_marks
+from gateway.errors import BadRequest
 from risk_engine import (
-    DecisionEvent,
-    DecisionNotFound,
     Outcome,
     RiskLevel,
-    RiskStateUnavailable,
-    get_decision,
-    read_decisions,
     read_labels,
 )
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "VERDICTS"]
 
-UNSURE_TAG = "{console:review}"
-UNSURE_TTL = 400 * 86400
-REVIEW_SCAN = 2000
-REVIEW_LEVELS = frozenset({RiskLevel.MEDIUM.value, RiskLevel.HIGH.value})
 _OUTCOMES = sorted(v for k, v in vars(Outcome).items() if k.isupper())
-_VERDICTS = {"fraud": True, "legitimate": False, "unsure": None}
-
-
-def _unsure_key(decision_id: str) -> str:
-    return f"{UNSURE_TAG}:unsure:{decision_id}"
+VERDICTS = {"fraud": True, "legitimate": False, "unsure": None}  # verdict -> fraud
 
 
 async def _label_texts(request: Request, ids: list[str]) -> dict[str, str]:
@@ -56,32 +43,8 @@ async def _label_texts(request: Request, ids: list[str]) -> dict[str, str]:
 
 
 async def _unsure(request: Request, ids: list[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    raws = await services(request).redis.mget([_unsure_key(i) for i in ids])
-    return {i: f"unsure ({orjson.loads(raw)['by']})" for i, raw in zip(ids, raws, strict=True) if raw}
-
-
-async def _scan(request: Request, wanted: dict[str, str], count: int, before: str | None
-                ) -> tuple[list[dict[str, Any]], str | None]:
-    end = f"({before}" if before else "+"
-    found: list[dict[str, Any]] = []
-    scanned, last_id, exhausted = 0, before, False
-    while len(found) < count and scanned < FEED_MAX_SCAN:
-        rows = await read_decisions(services(request).redis, end=end, count=FEED_PAGE,
-                                    newest_first=True)
-        consumed = 0
-        for sid, event in rows:
-            consumed, scanned, last_id = consumed + 1, scanned + 1, sid
-            if matches(event, wanted):
-                found.append(asdict(event))
-                if len(found) >= count:
-                    break
-        exhausted = len(rows) < FEED_PAGE and consumed == len(rows)
-        if exhausted:
-            break
-        end = f"({last_id}"
-    return found, None if exhausted else last_id
+    marks = await unsure_marks(services(request).redis, ids)
+    return {i: f"unsure ({mark['by']})" for i, mark in marks.items()}
 
 
 @page(Permission.VIEW)
@@ -91,10 +54,8 @@ async def feed(request: Request, who: SignedIn) -> Response:
     if before is not None and not all(p.isascii() and p.isdigit() and len(p) <= 19
                                       for p in before.split("-", 1)):
         raise BadRequest("invalid_cursor", "before must be a stream id from the feed")
-    try:
-        decisions, next_before = await _scan(request, wanted, 50, before)
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    found = await read_feed(services(request).redis, wanted, count=50, before=before)
+    decisions, next_before = found.decisions, found.next_before
     labels = await _label_texts(request, [d["decision_id"] for d in decisions])
     if request.query_params.get("partial") == "1":
         return HTMLResponse(fragment("_decision_rows.html", decisions=decisions, labels=labels),
@@ -106,24 +67,10 @@ async def feed(request: Request, who: SignedIn) -> Response:
                   more_url="/console/decisions?" + urlencode({**wanted, "before": next_before or ""}))
 
 
-async def _event(request: Request, decision_id: str) -> DecisionEvent:
-    try:
-        _sid, event = await get_decision(services(request).redis, decision_id)
-    except DecisionNotFound as exc:
-        raise NotFound("decision_not_found", "no recorded decision with that id") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    return event
-
-
-async def _decision(request: Request, decision_id: str) -> dict[str, Any]:
-    return asdict(await _event(request, decision_id))
-
-
 @page(Permission.VIEW)
 async def detail(request: Request, who: SignedIn) -> Response:
     decision_id = request.path_params["decision_id"]
-    event = await _event(request, decision_id)
+    event = await recorded_decision(services(request).redis, decision_id)
     label = (await _label_texts(request, [decision_id])).get(decision_id) \
         or (await _unsure(request, [decision_id])).get(decision_id)
     model = await model_contributions(services(request).risk.model_store, event)
@@ -134,16 +81,13 @@ async def detail(request: Request, who: SignedIn) -> Response:
 async def label(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
     decision_id = request.path_params["decision_id"]
     verdict = fields.get("verdict", "")
-    if verdict not in _VERDICTS:
+    if verdict not in VERDICTS:
         raise BadRequest("invalid_verdict", "verdict must be fraud, legitimate or unsure")
     svc = services(request)
     now = time.time()
-    fraud = _VERDICTS[verdict]
+    fraud = VERDICTS[verdict]
     if fraud is None:
-        await _decision(request, decision_id)  # 404 for an unknown decision
-        await svc.redis.set(_unsure_key(decision_id), orjson.dumps({"by": who.name, "at": now}),
-                            ex=UNSURE_TTL)
-        seq = await audit(svc, who.name, "decision.label_unsure", {"decision_id": decision_id}, now)
+        seq = await label_unsure(svc, decision_id, author=who.name, now=now)
         return done(request, f"/console/decisions/{decision_id}", verdict=verdict, audit_seq=seq)
     status, seq = await label_decision(svc, decision_id, fraud=fraud, author=who.name, now=now)
     return done(request, f"/console/decisions/{decision_id}", verdict=verdict, status=status,
@@ -152,16 +96,10 @@ async def label(request: Request, who: SignedIn, fields: dict[str, str]) -> Resp
 
 @page(Permission.VIEW)
 async def review(request: Request, who: SignedIn) -> Response:
-    try:
-        rows = await read_decisions(services(request).redis, count=REVIEW_SCAN, newest_first=True)
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    risky = [asdict(e) for _sid, e in rows if e.level in REVIEW_LEVELS]
-    labels = await read_labels(services(request).redis, [d["decision_id"] for d in risky])
-    todo = [d for d in risky
-            if d["decision_id"] not in labels or not labels[d["decision_id"]].source.strong][:100]
-    unsure = await _unsure(request, [d["decision_id"] for d in todo])
-    return render("review.html", who=who, decisions=todo, unsure=unsure, scanned=len(rows))
+    queue = await review_queue(services(request).redis)
+    unsure = {i: f"unsure ({mark['by']})" for i, mark in queue.unsure.items()}
+    return render("review.html", who=who, decisions=[asdict(e) for e in queue.decisions],
+                  unsure=unsure, scanned=queue.scanned)
 
 
 ROUTES = [
