@@ -1,5 +1,6 @@
-"""Console rule pages: the active set and its history, the editor (validate as you type,
-backtest), and maker-checker proposals published only by a second analyst.
+"""Console rule pages: the active set with each rule's recent hits, the version history
+with what each version changed, the editor (validate as you type, backtest), and
+maker-checker proposals published only by a second analyst, rollbacks included.
 
 The author and approver are the signed-in analysts, never names from a form.
 Proposals, publishes and refusals are the same records and audit entries as
@@ -8,7 +9,9 @@ through the admin API (gateway.api_console).
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -19,6 +22,7 @@ from gateway.analyst_actions import (
     StateUnavailable,
     approve_rules,
     proposals,
+    propose_rollback,
     propose_rules,
     refusal,
     reject_rules,
@@ -28,13 +32,22 @@ from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import fragment, render
 from gateway.console.rule_text import ParsedRules, parse_rule_text, rule_text
-from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
+from gateway.rule_history import diff_rule_sets, rule_hit_counts
 from gateway.rule_proposals import (
     ProposalError,
     ProposalStatus,
     backtest_summary,
 )
-from risk_engine import RiskStateUnavailable, RuleSetInvalid, backtest, compile_rule_set
+from risk_engine import (
+    RiskStateUnavailable,
+    RuleSet,
+    RuleSetInvalid,
+    RuleSetNotFound,
+    RuleStore,
+    backtest,
+    compile_rule_set,
+)
 
 __all__ = ["ROUTES"]
 
@@ -57,6 +70,38 @@ def _parsed(fields: dict[str, str]) -> ParsedRules:
     return parsed
 
 
+_VERSION_RE = re.compile(r"[0-9]{1,12}\Z")
+
+
+def _line_class(index: int, line: str) -> str:
+    if index < 2 and line.startswith(("+++", "---")):  # the two names; "-" "--..." is a removed line
+        return "diff-file"
+    if line.startswith("@@"):
+        return "diff-hunk"
+    return {"+": "diff-add", "-": "diff-del"}.get(line[:1], "diff-ctx")
+
+
+def _diff_view(old: list[dict[str, Any]], new: list[dict[str, Any]], *, old_name: str,
+               new_name: str) -> dict[str, Any]:
+    """diff_rule_sets for a page: the rules added and removed whole, and each unified line
+    with its class."""
+    diff = diff_rule_sets(old, new, old_name=old_name, new_name=new_name)
+    before, after = {str(r.get("id")): r for r in old}, {str(r.get("id")): r for r in new}
+    return {"old_name": old_name, "new_name": new_name,
+            "added": [after[i] for i in diff["added"]], "removed": [before[i] for i in diff["removed"]],
+            "changed": diff["changed"],
+            "lines": [(_line_class(i, line), line) for i, line in enumerate(diff["unified"])]}
+
+
+async def _version_rules(store: RuleStore, version: int) -> RuleSet:
+    try:
+        return await store.get(version)
+    except RuleSetNotFound as exc:
+        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+
+
 def _reason(fields: dict[str, str]) -> str:
     reason = fields.get("reason", "").strip()
     if not reason or len(reason) > 1000:
@@ -73,13 +118,47 @@ async def rules_home(request: Request, who: SignedIn) -> Response:
         active = await store.active() if version is not None else None
         history = await store.audit(30)
         pending = await proposals(svc).list(count=30)
+        hits = await rule_hit_counts(svc.redis)
     except ProposalError as exc:
         raise refusal(exc) from exc
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
     return render("rules.html", who=who, version=version,
                   rules=[r.to_dict() for r in active.rules] if active else [],
-                  history=history, proposals=pending)
+                  history=history, proposals=pending, hits=hits)
+
+
+@page(Permission.VIEW)
+async def version_page(request: Request, who: SignedIn) -> Response:
+    """One stored version: its rules and what changed against another (by default the one before)."""
+    version: int = request.path_params["version"]
+    raw = request.query_params.get("against", "")
+    if raw and not _VERSION_RE.match(raw):
+        raise BadRequest("invalid_against", "against must be a rule set version number")
+    store = services(request).risk.rule_store
+    rule_set = await _version_rules(store, version)
+    against = int(raw) if raw else (version - 1 if version > 1 else None)
+    old = [r.to_dict() for r in (await _version_rules(store, against)).rules] if against else []
+    try:
+        active = await store.active_version()
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    rules = [r.to_dict() for r in rule_set.rules]
+    diff = _diff_view(old, rules, old_name=f"version {against}" if against else "nothing",
+                      new_name=f"version {version}")
+    return render("rule_version.html", who=who, rs=rule_set, version=version, rules=rules,
+                  against=against, active=active, diff=diff)
+
+
+@action(Permission.PROPOSE_RULES)
+async def rollback(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
+    """Propose the rules of a stored version again; a second analyst approves it as usual."""
+    version: int = request.path_params["version"]
+    reason = _reason(fields)
+    proposal, seq = await propose_rollback(services(request), version, author=who.name,
+                                           reason=reason, now=time.time())
+    return done(request, f"/console/rules/proposals/{proposal.proposal_id}",
+                proposal_id=proposal.proposal_id, audit_seq=seq)
 
 
 @page(Permission.PROPOSE_RULES)
@@ -132,12 +211,17 @@ async def propose(request: Request, who: SignedIn, fields: dict[str, str]) -> Re
 
 @page(Permission.VIEW)
 async def proposal_page(request: Request, who: SignedIn) -> Response:
+    svc = services(request)
     try:
-        proposal = await proposals(services(request)).get(request.path_params["proposal_id"])
+        proposal = await proposals(svc).get(request.path_params["proposal_id"])
     except ProposalError as exc:
         raise refusal(exc) from exc
+    base = proposal.base_version
+    old = [r.to_dict() for r in (await _version_rules(svc.risk.rule_store, base)).rules] if base else []
+    diff = _diff_view(old, list(proposal.rules), old_name=f"version {base}" if base else "nothing",
+                      new_name=f"proposal {proposal.proposal_id}")
     return render("proposal.html", who=who, p=proposal, pending=proposal.status is ProposalStatus.PENDING,
-                  text=rule_text(list(proposal.rules)), bt=proposal.backtest)
+                  text=rule_text(list(proposal.rules)), bt=proposal.backtest, diff=diff)
 
 
 @action(Permission.APPROVE_RULES)
@@ -181,4 +265,6 @@ ROUTES = [
     Route("/rules/proposals/{proposal_id}", proposal_page, methods=["GET"]),
     Route("/rules/proposals/{proposal_id}/approve", approve, methods=["POST"]),
     Route("/rules/proposals/{proposal_id}/reject", reject, methods=["POST"]),
+    Route("/rules/versions/{version:int}", version_page, methods=["GET"]),
+    Route("/rules/versions/{version:int}/rollback", rollback, methods=["POST"]),
 ]
