@@ -8,13 +8,18 @@ Two modes, two tools:
   amount and the masked payee, so the user approves what they read on a
   second channel (PSD2 RTS Art. 5). It makes T3 on its own.
 
-In both modes the code is 6 digits from :mod:`secrets`, lives 5 minutes, is
-single use, and is kept only as an HMAC (server key) over the mode, the
+In both modes the code is ``policy.digits`` digits (6 by default, at most 8)
+from :mod:`secrets`, lives ``policy.ttl`` (5 minutes by default), is single
+use, and is kept only as an HMAC (server key) over the mode, the
 challenge id, the ``txn_hash`` and the code. :func:`complete` recomputes the
 HMAC over the transaction the caller is about to approve, so a code sent for
 one amount or payee never verifies for another, and a state read out of Redis
 does not give the code away. Resends are throttled (``resend_interval``
 between sends, ``max_sends`` per challenge) and each resend replaces the code.
+
+The state records the code's length: a code sent before the policy changed
+keeps verifying with the length it was sent with until it expires, and
+:func:`options` tells the app how many digits to ask for.
 
 The phone number is never put in the state: the caller passes it to
 :func:`begin` and :func:`resend` (it is stored encrypted with the user).
@@ -42,6 +47,8 @@ from auth_tools.errors import (
 from auth_tools.masking import mask_account, mask_name, mask_phone
 
 __all__ = [
+    "MAX_DIGITS",
+    "MIN_DIGITS",
     "SmsMode",
     "SmsPolicy",
     "SmsMessage",
@@ -53,10 +60,11 @@ __all__ = [
     "message_text",
 ]
 
-CODE_DIGITS = 6
+MIN_DIGITS, MAX_DIGITS = 6, 8  # fewer than 6 digits is too easy to guess for a bank
+_LEGACY_DIGITS = 6  # states made before the length was recorded
 _KIND = "sms_challenge"
 _MIN_KEY_BYTES = 32
-_CODE_RE = re.compile(r"[0-9]{6}")
+_CODE_RE = re.compile(r"[0-9]+")
 _MAC_LABEL = b"riskgate-sms-v1"
 
 
@@ -69,14 +77,17 @@ class SmsMode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SmsPolicy:
-    """Lifetime of a code and resend throttling. Times in seconds."""
+    """Length and lifetime of a code and resend throttling. Times in seconds."""
 
     ttl: float = 300.0
     resend_interval: float = 60.0
     max_sends: int = 3
     sender_name: str = "riskgate"
+    digits: int = 6
 
     def __post_init__(self) -> None:
+        if not _valid_digits(self.digits):
+            raise SmsConfigInvalid(f"sms.digits must be between {MIN_DIGITS} and {MAX_DIGITS}")
         if not 30 <= self.ttl <= 1800:
             raise SmsConfigInvalid("sms.ttl must be between 30 and 1800 seconds")
         if not 0 <= self.resend_interval <= self.ttl:
@@ -113,6 +124,10 @@ class SmsResult:
         return self.mode.value
 
 
+def _valid_digits(digits: object) -> bool:
+    return isinstance(digits, int) and not isinstance(digits, bool) and MIN_DIGITS <= digits <= MAX_DIGITS
+
+
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes) or len(key) < _MIN_KEY_BYTES:
         raise SmsConfigInvalid(f"the SMS code key must be at least {_MIN_KEY_BYTES} random bytes")
@@ -146,8 +161,8 @@ def message_text(mode: SmsMode, code: str, txn: Transaction, *, payee_name: str 
             "If you did not ask for this, do not share the code.")
 
 
-def _new_code() -> str:
-    return f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+def _new_code(digits: int) -> str:
+    return f"{secrets.randbelow(10 ** digits):0{digits}d}"
 
 
 def begin(challenge_id: str, txn: Transaction, phone: str, now: float, *, key: bytes,
@@ -164,10 +179,10 @@ def begin(challenge_id: str, txn: Transaction, phone: str, now: float, *, key: b
     if not isinstance(phone, str) or not any(ch.isdigit() for ch in phone):
         raise BadToolInput("no phone number to send the code to")
     digest = txn_hash(txn)
-    code = _new_code()
+    code = _new_code(policy.digits)
     state: dict[str, object] = {
         "kind": _KIND, "mode": mode.value, "challenge_id": challenge_id, "txn_hash": digest,
-        "code_mac": _code_mac(key, mode.value, challenge_id, digest, code),
+        "digits": policy.digits, "code_mac": _code_mac(key, mode.value, challenge_id, digest, code),
         "sent_at": now, "expires_at": now + policy.ttl, "sends": 1,
         "phone_hint": mask_phone(phone), "used_at": None,
     }
@@ -177,7 +192,14 @@ def begin(challenge_id: str, txn: Transaction, phone: str, now: float, *, key: b
 def _check_state(state: object) -> dict[str, object]:
     if not isinstance(state, dict) or state.get("kind") != _KIND:
         raise BadToolInput("not an SMS challenge state")
+    if not _valid_digits(state.get("digits", _LEGACY_DIGITS)):
+        raise BadToolInput("not an SMS challenge state")
     return state
+
+
+def _digits(state: dict[str, object]) -> int:
+    """The length of the code the state was made for (checked by :func:`_check_state`)."""
+    return int(state.get("digits", _LEGACY_DIGITS))  # type: ignore[call-overload]
 
 
 def resend(state: dict[str, object], txn: Transaction, phone: str, now: float, *, key: bytes,
@@ -213,7 +235,7 @@ def options(state: dict[str, object], now: float, *, policy: SmsPolicy = SmsPoli
     return {
         "tool": state["mode"],
         "sent_to": state["phone_hint"],
-        "digits": CODE_DIGITS,
+        "digits": _digits(state),
         "expires_in": max(0.0, float(state["expires_at"]) - now),  # type: ignore[arg-type]
         "resend_in": max(0.0, float(state["sent_at"]) + policy.resend_interval - now),  # type: ignore[arg-type]
         "resends_left": max(0, policy.max_sends - sends),
@@ -239,8 +261,10 @@ def complete(state: dict[str, object], code: object, now: float, *, key: bytes,
     if now >= float(state["expires_at"]):  # type: ignore[arg-type]
         raise SmsCodeExpired()
     entered = code.replace(" ", "")
-    # A malformed code is compared like any other (against a MAC it cannot match).
-    entered = entered if _CODE_RE.fullmatch(entered) else "x" * CODE_DIGITS
+    # The length the code was sent with, whatever the policy is now. A malformed
+    # code is compared like any other (against a MAC it cannot match).
+    digits = _digits(state)
+    entered = entered if len(entered) == digits and _CODE_RE.fullmatch(entered) else "x" * digits
     mode = SmsMode(str(state["mode"]))
     digest = txn_hash(txn)
     ok = hmac.compare_digest(_code_mac(key, mode.value, challenge_id, digest, entered).encode(),

@@ -29,7 +29,7 @@ TXN = Transaction("transfer", 2_000_000, "CNY", "6222020000000001", "62220200000
 
 
 def code_in(text: str) -> str:
-    match = re.search(r"\b(\d{6})\b", text)
+    match = re.search(r"\b(\d{6,8})\b", text)
     assert match, text
     return match.group(1)
 
@@ -190,6 +190,61 @@ def test_options_never_show_the_code_or_number() -> None:
 def test_codes_are_six_random_digits() -> None:
     codes = {code_in(sms.begin("c", TXN, PHONE, NOW, key=KEY)[0].text) for _ in range(300)}
     assert len(codes) > 290  # no fixed or low-entropy code
+
+
+def test_eight_digit_codes_are_made_verified_and_announced() -> None:
+    policy = SmsPolicy(digits=8)
+    message, state = sms.begin("ch1", TXN, PHONE, NOW, key=KEY, policy=policy)
+    code = code_in(message.text)
+    assert len(code) == 8 and state["digits"] == 8
+    assert sms.options(state, NOW + 1, policy=policy)["digits"] == 8
+    codes = {code_in(sms.begin("c", TXN, PHONE, NOW, key=KEY, policy=policy)[0].text) for _ in range(300)}
+    assert {len(c) for c in codes} == {8} and len(codes) > 295
+    with pytest.raises(SmsCodeInvalid):  # its first six digits are not the code
+        sms.complete(state, code[:6], NOW + 1, key=KEY, challenge_id="ch1", txn=TXN)
+    with pytest.raises(SmsCodeInvalid):
+        sms.complete(state, code[2:], NOW + 1, key=KEY, challenge_id="ch1", txn=TXN)
+    result = sms.complete(state, f"{code[:4]} {code[4:]}", NOW + 2, key=KEY, challenge_id="ch1", txn=TXN)
+    assert result.tool == "sms_armor"
+
+
+def test_a_code_keeps_the_length_it_was_sent_with() -> None:
+    # Sent as 6 digits, then the bank moves to 8: the code in the customer's hands
+    # still verifies (and the app still asks for 6) until it expires.
+    message, state = sms.begin("ch1", TXN, PHONE, NOW, key=KEY, policy=SmsPolicy(digits=6))
+    assert sms.options(state, NOW + 1, policy=SmsPolicy(digits=8))["digits"] == 6
+    sms.complete(state, code_in(message.text), NOW + 2, key=KEY, challenge_id="ch1", txn=TXN)
+    # A resend after the change sends a code of the new length.
+    resent, state2 = sms.resend(state, TXN, PHONE, NOW + 60, key=KEY, policy=SmsPolicy(digits=8))
+    assert len(code_in(resent.text)) == 8 and state2["digits"] == 8
+    assert sms.options(state2, NOW + 61, policy=SmsPolicy(digits=8))["digits"] == 8
+
+
+def test_a_state_made_before_codes_had_a_recorded_length_means_six_digits() -> None:
+    message, state = sms.begin("ch1", TXN, PHONE, NOW, key=KEY)
+    old = {k: v for k, v in state.items() if k != "digits"}
+    assert sms.options(old, NOW + 1)["digits"] == 6
+    with pytest.raises(SmsCodeInvalid):
+        sms.complete(old, code_in(message.text) + "00", NOW + 1, key=KEY, challenge_id="ch1", txn=TXN)
+    sms.complete(old, code_in(message.text), NOW + 1, key=KEY, challenge_id="ch1", txn=TXN)
+
+
+@pytest.mark.parametrize("digits", [5, 9, 0, True, "8", 6.0])
+def test_a_code_length_outside_six_to_eight_is_refused(digits: object) -> None:
+    with pytest.raises(SmsConfigInvalid):
+        SmsPolicy(digits=digits)  # type: ignore[arg-type]
+    _, state = sms.begin("ch1", TXN, PHONE, NOW, key=KEY)
+    with pytest.raises(BadToolInput):  # a state claiming another length is not ours
+        sms.complete({**state, "digits": digits}, "123456", NOW + 1, key=KEY, challenge_id="ch1", txn=TXN)
+
+
+def test_the_text_gives_the_lifetime_in_minutes() -> None:
+    for ttl, minutes in ((300, 5), (90, 2), (1800, 30)):
+        policy = SmsPolicy(ttl=ttl)
+        for mode in SmsMode:
+            message, state = sms.begin("ch1", TXN, PHONE, NOW, key=KEY, mode=mode, policy=policy)
+            assert f"expires in {minutes} minutes" in message.text
+            assert state["expires_at"] == NOW + ttl
 
 
 def test_short_key_and_bad_policy_refused() -> None:
