@@ -50,7 +50,7 @@ async def test_detail_shows_tools_assertion_upstream_and_model_contributions(con
     assert "failed: upstream_timeout" in late
     stepped = html.unescape((await viewer.http.get("/console/decisions/stepped1")).text)
     assert "not forwarded" in stepped and "no assertion was signed" in stepped
-    assert "none (the session's sign-in sufficed)" in stepped
+    assert '<dd id="tools">none</dd>' in stepped
 
 
 async def test_contributions_name_the_features_that_moved_the_score(console):
