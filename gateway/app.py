@@ -56,7 +56,12 @@ from gateway.services import Services
 from gateway.sessions import SessionStore
 from gateway.signing_keys import SigningKeyStore
 from gateway.sim_swap_guard import guard_sms_tools
-from gateway.stepup_setup import default_stepup_tools, load_tier_policy, sms_sender_for
+from gateway.stepup_setup import (
+    default_stepup_tools,
+    load_tier_policy,
+    sms_policy_for,
+    sms_sender_for,
+)
 from gateway.switches_store import OpsStore, OpsSwitches
 from gateway.tls_serving import HstsMiddleware
 from gateway.users import UserStore
@@ -116,6 +121,7 @@ async def build_services(config: Config) -> Services:
         tool_lockout=ToolLockout(redis, LockoutPolicy(max_failures=config.stepup.tool_max_failures,
                                                       lock_seconds=config.stepup.tool_lockout_seconds)),
         sms_sender=sms_sender_for(config.stepup, redis),
+        sms_policy=sms_policy_for(config.stepup),
         limits=limits_config,
         reservations=ReservationStore(redis, limits_config),
         user_limits=UserLimitStore(redis, limits_config),

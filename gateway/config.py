@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auth_tools.sms import MAX_DIGITS, MIN_DIGITS, SmsPolicy
+
 __all__ = [
     "AdminConfig",
     "AssertionConfig",
@@ -255,6 +257,8 @@ class StepUpConfig:
     tool_lockout_seconds: int = 900
     tiers_file: str = ""
     sms_webhook_url: str = ""
+    sms_code_digits: int = 6
+    sms_code_ttl: int = 300
     rp_id: str = "localhost"
     rp_name: str = "riskgate"
     origins: str = "http://localhost:8080"
@@ -277,6 +281,11 @@ class StepUpConfig:
         _require("stepup.tool_max_failures", 1 <= self.tool_max_failures <= 100, "must be in [1, 100]")
         _require("stepup.tool_lockout_seconds", 1 <= self.tool_lockout_seconds <= 30 * 86_400,
                  "must be in [1, 2592000] seconds")
+        _require("stepup.sms_code_digits", MIN_DIGITS <= self.sms_code_digits <= MAX_DIGITS,
+                 f"must be in [{MIN_DIGITS}, {MAX_DIGITS}]")
+        resend = SmsPolicy().resend_interval
+        _require("stepup.sms_code_ttl", 30 <= self.sms_code_ttl <= 1800 and self.sms_code_ttl >= resend,
+                 f"must be in [30, 1800] seconds and not shorter than the {resend:g} s between resends")
         _require("stepup.origins", all(o.strip().startswith(("http://", "https://"))
                                        for o in self.origins.split(",")),
                  "must be a comma-separated list of http(s) origins")

@@ -16,7 +16,7 @@ from mobile_client.client import reference_attributes
 
 __all__ = ["device_change_chapter"]
 
-_CODE_RE = re.compile(r"[Cc]ode (?:is )?(\d{6})")
+_CODE_RE = re.compile(r"[Cc]ode (?:is )?(\d{6,8})")
 
 
 async def device_change_chapter(t, services, old_phone: MobileClient, *, password: str,  # noqa: ANN001

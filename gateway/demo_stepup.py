@@ -26,7 +26,7 @@ from mobile_client.soft_authenticator import SoftAuthenticator
 
 __all__ = ["Wallet", "stepup_chapter"]
 
-_CODE_RE = re.compile(r"[Cc]ode (?:is )?(\d{6})")
+_CODE_RE = re.compile(r"[Cc]ode (?:is )?(\d{6,8})")
 
 
 def _b64url(data: bytes) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auth_tools.lockout import ToolLockout
+from auth_tools.sms import SmsPolicy
 from auth_tools.sms_senders import SmsSender
 from auth_tools.tier_policy import TierPolicy
 from device_fingerprint.registry import DeviceRegistry
@@ -49,6 +50,7 @@ class Services:
     tier_policy: TierPolicy
     tool_lockout: ToolLockout
     sms_sender: SmsSender
+    sms_policy: SmsPolicy  # code length and lifetime; rebuilt by gateway.switches_store
     limits: LimitsConfig
     reservations: ReservationStore
     user_limits: UserLimitStore

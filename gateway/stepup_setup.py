@@ -1,5 +1,5 @@
-"""Building the step-up parts from configuration: tier table, SMS sender,
-purpose-bound keys derived from the KEK, and the registry of tool adapters."""
+"""Building the step-up parts from configuration: tier table, SMS sender and
+code policy, purpose-bound keys derived from the KEK, and the registry of tool adapters."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 
 from auth_tools.errors import TierPolicyInvalid
+from auth_tools.sms import SmsPolicy
 from auth_tools.sms_senders import DevOutbox, SmsSender, WebhookSmsSender
 from auth_tools.tier_policy import TierPolicy
 from gateway.config import ConfigError, StepUpConfig
 
-__all__ = ["DERIVED_KEY_PURPOSES", "derive_key", "load_tier_policy", "sms_sender_for",
-           "default_stepup_tools"]
+__all__ = ["DERIVED_KEY_PURPOSES", "derive_key", "load_tier_policy", "sms_policy_for",
+           "sms_sender_for", "default_stepup_tools"]
 
 DERIVED_KEY_PURPOSES = ("sms-code-mac", "model-snapshot")
 
@@ -47,6 +48,12 @@ def sms_sender_for(cfg: StepUpConfig, redis: Redis) -> SmsSender:
     if cfg.sms_webhook_url:
         return WebhookSmsSender(cfg.sms_webhook_url)
     return DevOutbox(redis=redis)
+
+
+def sms_policy_for(cfg: StepUpConfig, *, digits: int | None = None, ttl: int | None = None) -> SmsPolicy:
+    """The SMS code length and lifetime: ``stepup.sms_code_*``, or the operations
+    parameters' overrides (gateway.switches) when given."""
+    return SmsPolicy(ttl=float(ttl or cfg.sms_code_ttl), digits=digits or cfg.sms_code_digits)
 
 
 def default_stepup_tools() -> dict[str, Any]:

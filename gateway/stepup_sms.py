@@ -3,7 +3,9 @@
 
 The number is the customer's reserved phone, set by the bank (admin API) and
 kept sealed in the credential store under tool ``phone``. Neither the code
-nor the number is kept in the challenge: only the code's HMAC.
+nor the number is kept in the challenge: only the code's HMAC. The code's
+length and lifetime are ``svc.sms_policy`` (configuration, or the operations
+parameters in force); a code keeps the length it was sent with.
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ class SmsTool:
     async def begin(self, ctx: StepUpContext, body: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
         svc, challenge = ctx.services, ctx.challenge
         phone = await reserved_phone(svc, ctx.user_id)
-        key = svc.derived_keys["sms-code-mac"]
+        key, policy = svc.derived_keys["sms-code-mac"], svc.sms_policy
         previous = challenge.states.get(self.name)
         if previous is not None and body.get("resend"):
-            message, state = sms.resend(previous, challenge.txn, phone, ctx.now, key=key)
+            message, state = sms.resend(previous, challenge.txn, phone, ctx.now, key=key, policy=policy)
         else:
             message, state = sms.begin(challenge.challenge_id, challenge.txn, phone, ctx.now,
-                                       key=key, mode=self.mode)
+                                       key=key, mode=self.mode, policy=policy)
         await svc.sms_sender.send(message.phone, message.text)
-        return sms.options(state, ctx.now), state
+        return sms.options(state, ctx.now, policy=policy), state
 
     async def complete(self, ctx: StepUpContext, state: dict[str, object],
                        body: dict[str, object]) -> FactorResult:

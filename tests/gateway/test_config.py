@@ -41,6 +41,10 @@ def test_config_is_immutable():
     ("[redis]\nurl = \"http://x\"\n", "redis.url"),
     ("[device]\nmax_skew = 300\nnonce_ttl = 300\n", "device.nonce_ttl"),
     ("[stepup]\norigins = \"localhost:8080\"\n", "stepup.origins"),
+    ("[stepup]\nsms_code_digits = 5\n", "stepup.sms_code_digits"),
+    ("[stepup]\nsms_code_digits = 9\n", "stepup.sms_code_digits"),
+    ("[stepup]\nsms_code_ttl = 45\n", "stepup.sms_code_ttl"),  # shorter than the 60 s between resends
+    ("[stepup]\nsms_code_ttl = 3600\n", "stepup.sms_code_ttl"),
     ("[nonsense]\nx = 1\n", "nonsense"),
     ("[[routes]]\nmethod = \"GET\"\npath = \"/v1/x\"\naction = \"launch_rockets\"\n", "routes[0].action"),
     ("[[routes]]\nmethod = \"POST\"\npath = \"/v1/t\"\naction = \"transfer\"\n", "routes[0].amount_field"),
