@@ -23,21 +23,23 @@ from starlette.routing import Route
 from gateway.api_admin import require_admin
 from gateway.api_auth import _json_body, json_response
 from gateway.errors import BadRequest
-from gateway.ops_actions import change_ops, in_force, ops_state, rollback_ops
+from gateway.ops_actions import OpsState, change_ops, in_force, ops_state, rollback_ops
+from gateway.services import Services
+from gateway.switches_store import OpsRecord
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "change_view", "changed_document", "state_view", "text_field", "version_field"]
 
 _HISTORY = 20
 _META = frozenset({"author", "reason", "base_version"})
 
 
-def _text(doc: dict[str, object], field: str) -> str:
+def text_field(doc: dict[str, object], field: str) -> str:
     """A text field of the body ("" when missing or not text: the action refuses it)."""
     value = doc.get(field)
     return value if isinstance(value, str) else ""
 
 
-def _version(doc: dict[str, object], field: str, *, required: bool) -> int | None:
+def version_field(doc: dict[str, object], field: str, *, required: bool) -> int | None:
     value = doc.get(field)
     if value is None and not required:
         return None
@@ -46,37 +48,52 @@ def _version(doc: dict[str, object], field: str, *, required: bool) -> int | Non
     return value
 
 
-async def get_ops(request: Request) -> Response:
-    svc = require_admin(request)
-    state = await ops_state(svc, history=_HISTORY)
+def changed_document(doc: dict[str, object]) -> dict[str, object]:
+    """A PUT body without its author, reason and base version: the settings document."""
+    return {k: v for k, v in doc.items() if k not in _META}
+
+
+def state_view(svc: Services, state: OpsState) -> dict[str, object]:
+    """What GET answers: the version in force, its document and values, the history."""
     doc = {**state.record.summary(), "document": state.record.document,
            "in_force": in_force(svc, state.settings), "history": [r.summary() for r in state.history]}
     if state.ignored is not None:
         doc["problems"] = state.ignored.problems
-    return json_response(doc)
+    return doc
+
+
+def change_view(svc: Services, record: OpsRecord, seq: int) -> dict[str, object]:
+    """What a change or a rollback answers: the new version, its document and values."""
+    settings = svc.switches.parse(record.document)
+    doc: dict[str, object] = {"version": record.version, "document": record.document,
+                              "in_force": in_force(svc, settings), "audit_seq": seq}
+    if record.rollback_of is not None:
+        doc["rollback_of"] = record.rollback_of
+    return doc
+
+
+async def get_ops(request: Request) -> Response:
+    svc = require_admin(request)
+    return json_response(state_view(svc, await ops_state(svc, history=_HISTORY)))
 
 
 async def put_ops(request: Request) -> Response:
     svc = require_admin(request)
     doc = _json_body(request)
-    base_version = _version(doc, "base_version", required=False)
-    record, seq = await change_ops(svc, {k: v for k, v in doc.items() if k not in _META},
-                                   author=_text(doc, "author"), reason=_text(doc, "reason"),
+    base_version = version_field(doc, "base_version", required=False)
+    record, seq = await change_ops(svc, changed_document(doc),
+                                   author=text_field(doc, "author"), reason=text_field(doc, "reason"),
                                    base_version=base_version, now=time.time())
-    settings = svc.switches.parse(record.document)
-    return json_response({"version": record.version, "document": record.document,
-                          "in_force": in_force(svc, settings), "audit_seq": seq})
+    return json_response(change_view(svc, record, seq))
 
 
 async def post_rollback(request: Request) -> Response:
     svc = require_admin(request)
     doc = _json_body(request)
-    target = _version(doc, "version", required=True)
-    record, seq = await rollback_ops(svc, target, author=_text(doc, "author"),  # type: ignore[arg-type]
-                                     reason=_text(doc, "reason"), now=time.time())
-    settings = svc.switches.parse(record.document)
-    return json_response({"version": record.version, "rollback_of": target, "document": record.document,
-                          "in_force": in_force(svc, settings), "audit_seq": seq})
+    target = version_field(doc, "version", required=True)
+    record, seq = await rollback_ops(svc, target, author=text_field(doc, "author"),  # type: ignore[arg-type]
+                                     reason=text_field(doc, "reason"), now=time.time())
+    return json_response(change_view(svc, record, seq))
 
 
 ROUTES = [

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from auth_tools.lockout import LockoutPolicy, ToolLockout
 from device_fingerprint.registry import DeviceRegistry
 from gateway.accounts import AccountDirectory
+from gateway.admin_api import ROUTES as ADMIN_API_ROUTES
 from gateway.api_admin import create_user
 from gateway.api_auth import json_response, login, logout, register_device
 from gateway.api_carrier import ROUTES as CARRIER_ROUTES
@@ -239,6 +240,7 @@ def create_app(config: Config, *, services: Services | None = None) -> Starlette
         *CARRIER_ROUTES,
         *CONSOLE_ROUTES,
         Mount("/console", routes=CONSOLE_UI_ROUTES),
+        Mount("/admin/api", routes=ADMIN_API_ROUTES),
         *OPS_ROUTES,
     ]
     app = Starlette(

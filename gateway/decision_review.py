@@ -29,7 +29,7 @@ from risk_engine import (
     read_labels,
 )
 
-__all__ = ["REVIEW_LEVELS", "REVIEW_SCAN", "UNSURE_TTL", "ReviewQueue", "label_unsure",
+__all__ = ["REVIEW_LEVELS", "REVIEW_SCAN", "UNSURE_TTL", "VERDICTS", "ReviewQueue", "label_unsure",
            "recorded_decision", "review_queue", "unsure_marks"]
 
 UNSURE_TAG = "{console:review}"
@@ -37,6 +37,7 @@ UNSURE_TTL = 400 * 86400
 REVIEW_SCAN = 2000
 REVIEW_SIZE = 100
 REVIEW_LEVELS = frozenset({RiskLevel.MEDIUM.value, RiskLevel.HIGH.value})
+VERDICTS = {"fraud": True, "legitimate": False, "unsure": None}  # an analyst's verdict -> fraud
 
 
 def _unsure_key(decision_id: str) -> str:

@@ -2,7 +2,9 @@
 
 Written by hand: the mobile app's surface (device registration, login, the
 step-up challenge protocol, the proxied ``/v1`` routes of the default route
-policy) and the probes. Admin, console and carrier routes are left out.
+policy) and the probes. Admin, console and carrier routes are left out; the
+session admin API has its own document at ``/admin/api/openapi.json``
+(gateway.admin_api.openapi).
 Every refusal is the JSON error body of :mod:`gateway.errors`.
 """
 
@@ -62,7 +64,9 @@ _STEP_PARAMS = [
 OPENAPI: dict[str, object] = {
     "openapi": "3.0.3",
     "info": {"title": "riskgate gateway", "version": "1",
-             "description": "Public routes of the riskgate security and risk-control gateway."},
+             "description": "Public routes of the riskgate security and risk-control gateway. "
+                            "The admin API for signed-in analysts is described at "
+                            "/admin/api/openapi.json."},
     "paths": {
         "/healthz": {"get": {"summary": "Liveness", "responses": {
             "200": _answer("The process is up", {"type": "object"})}}},

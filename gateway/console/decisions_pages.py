@@ -22,7 +22,13 @@ from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import SECURITY_HEADERS, fragment, render
 from gateway.decision_detail import model_contributions
-from gateway.decision_review import label_unsure, recorded_decision, review_queue, unsure_marks
+from gateway.decision_review import (
+    VERDICTS,
+    label_unsure,
+    recorded_decision,
+    review_queue,
+    unsure_marks,
+)
 from gateway.errors import BadRequest
 from risk_engine import (
     Outcome,
@@ -30,10 +36,9 @@ from risk_engine import (
     read_labels,
 )
 
-__all__ = ["ROUTES", "VERDICTS"]
+__all__ = ["ROUTES"]
 
 _OUTCOMES = sorted(v for k, v in vars(Outcome).items() if k.isupper())
-VERDICTS = {"fraud": True, "legitimate": False, "unsure": None}  # verdict -> fraud
 
 
 async def _label_texts(request: Request, ids: list[str]) -> dict[str, str]:
