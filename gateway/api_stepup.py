@@ -2,7 +2,8 @@
 
 Both are device-signed and need the session the challenge was issued to.
 Failures of a tool count towards that tool's lockout for the user; errors
-never say which element of a credential was wrong.
+never say which element of a credential was wrong. The operations parameters
+in force (gateway.switches) apply to every call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gateway.challenges import Challenge
 from gateway.errors import NotFound, Unauthorized
 from gateway.services import Services
 from gateway.stepup_tools import FactorResult, StepUpContext, display_transaction
+from gateway.switches_store import ops_settings
 from risk_engine import LabelSource, RiskEngineError, submit_label
 
 __all__ = ["begin_tool", "complete_tool"]
@@ -41,6 +43,9 @@ async def _session_and_challenge(request: Request, now: float) -> tuple[Services
     tool = request.path_params["tool"]
     if tool not in svc.stepup_tools:
         raise NotFound("unknown_tool", f"no step-up tool named {tool!r}")
+    # The tool parameters in force (lockout, SMS code length and lifetime), also on a
+    # gateway that has served no /v1 call since they changed.
+    await ops_settings(svc, now)
     return svc, challenge, tool
 
 

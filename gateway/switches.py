@@ -8,7 +8,8 @@ every gateway process within a second, without a restart::
      "channels":   {"mobile": true, "mobile.ios": false},
      "parameters": {"tiers": {"T1": {"per_transaction": "500.00", "daily": "500.00"}},
                     "tool_max_failures": 3, "tool_lockout_seconds": 1800,
-                    "challenge_ttl": 300, "approval_ttl": 120}}
+                    "challenge_ttl": 300, "approval_ttl": 120,
+                    "sms_code_digits": 8, "sms_code_ttl": 180}}
 
 A business switch is keyed by route action (gateway.route_policy.Action); a
 channel is the kind of client: ``mobile`` is every device-signed call of the
@@ -29,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from auth_tools.dynamic_linking import InvalidAmount, format_amount, parse_amount
+from auth_tools.sms import MAX_DIGITS, MIN_DIGITS
 from device_fingerprint.attributes import DeviceOS
 from gateway.errors import GatewayError
 from gateway.route_policy import Action
@@ -63,6 +65,8 @@ TOOL_PARAMETERS: Mapping[str, tuple[int, int]] = MappingProxyType({
     "tool_lockout_seconds": (1, 30 * 86_400),
     "challenge_ttl": (30, 1800),
     "approval_ttl": (10, 600),
+    "sms_code_digits": (MIN_DIGITS, MAX_DIGITS),
+    "sms_code_ttl": (30, 1800),  # and not shorter than the SMS resend interval
 })
 _SECTIONS = frozenset({"business", "channels", "parameters"})
 _MAX_MESSAGE = 200
@@ -144,6 +148,8 @@ class Parameters:
     tool_lockout_seconds: int | None = None
     challenge_ttl: int | None = None
     approval_ttl: int | None = None
+    sms_code_digits: int | None = None
+    sms_code_ttl: int | None = None
 
     def limits(self, base: LimitsConfig) -> LimitsConfig:
         if not self.tiers:
@@ -326,7 +332,8 @@ def _tiers(raw: object, base: LimitsConfig, problems: _Problems) -> dict[Tier, T
     return out
 
 
-def _parameters(raw: object, base: LimitsConfig, problems: _Problems) -> Parameters:
+def _parameters(raw: object, base: LimitsConfig, sms_resend_interval: float,
+                problems: _Problems) -> Parameters:
     if raw is None:
         return Parameters()
     if not isinstance(raw, Mapping):
@@ -342,6 +349,10 @@ def _parameters(raw: object, base: LimitsConfig, problems: _Problems) -> Paramet
         else:
             problems.add(f"parameters.{name}",
                          f"unknown parameter (known: tiers, {', '.join(TOOL_PARAMETERS)})")
+    sms_ttl = values.get("sms_code_ttl")
+    if sms_ttl is not None and sms_ttl < sms_resend_interval:  # it would expire before a resend
+        problems.add("parameters.sms_code_ttl",
+                     f"must not be shorter than the {sms_resend_interval:g} s between SMS resends")
     params = Parameters(**values)
     if len(problems) == found:
         try:
@@ -351,9 +362,9 @@ def _parameters(raw: object, base: LimitsConfig, problems: _Problems) -> Paramet
     return params
 
 
-def parse_document(doc: object, base: LimitsConfig, *, version: int = 0,
+def parse_document(doc: object, base: LimitsConfig, *, sms_resend_interval: float, version: int = 0,
                    now: float | None = None) -> OpsSettings:
-    """Validate a settings document against the configured limit table.
+    """Validate a settings document against the configured limit table and SMS resend interval.
 
     ``now`` (for a new document) refuses ``until`` times in the past; a stored
     document is read without it. Raises OpsDocumentInvalid with every problem.
@@ -367,7 +378,7 @@ def parse_document(doc: object, base: LimitsConfig, *, version: int = 0,
         version=version,
         business=MappingProxyType(_switches("business", doc.get("business"), BUSINESS, now, problems)),
         channels=MappingProxyType(_switches("channels", doc.get("channels"), CHANNELS, now, problems)),
-        parameters=_parameters(doc.get("parameters"), base, problems),
+        parameters=_parameters(doc.get("parameters"), base, sms_resend_interval, problems),
     )
     if problems:
         raise OpsDocumentInvalid(list(problems))

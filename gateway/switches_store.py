@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from auth_tools.lockout import ToolLockout
 from gateway.challenges import ChallengeStore
+from gateway.stepup_setup import sms_policy_for
 from gateway.switches import (
     OpsDocumentInvalid,
     OpsSettings,
@@ -139,6 +140,7 @@ class OpsSwitches:
         self.store = store
         self.base_limits = limits
         self.base_stepup = stepup
+        self.base_sms = sms_policy_for(stepup)
         self._settings = OpsSettings()
         self._raw: bytes | None = None
         self._refresher = PeriodicRefresh(self._refresh, refresh_interval)
@@ -147,7 +149,8 @@ class OpsSwitches:
 
     def parse(self, document: object, *, version: int = 0, now: float | None = None) -> OpsSettings:
         """Validate ``document`` against this gateway's configured limits."""
-        return parse_document(document, self.base_limits, version=version, now=now)
+        return parse_document(document, self.base_limits, version=version, now=now,
+                              sms_resend_interval=self.base_sms.resend_interval)
 
     def invalidate(self) -> None:
         """Read the settings again at the next :meth:`current` (after a change made here)."""
@@ -217,6 +220,8 @@ def _apply_parameters(svc: Services, p: Parameters, base_limits: LimitsConfig,
     ttls = (p.challenge_ttl or base_stepup.challenge_ttl, p.approval_ttl or base_stepup.approval_ttl)
     if ttls != (svc.challenges.challenge_ttl, svc.challenges.approval_ttl):
         svc.challenges = ChallengeStore(svc.redis, challenge_ttl=ttls[0], approval_ttl=ttls[1])
+    # Codes already sent keep the length and expiry they were sent with (in their state).
+    svc.sms_policy = sms_policy_for(base_stepup, digits=p.sms_code_digits, ttl=p.sms_code_ttl)
 
 
 async def ops_settings(svc: Services, now: float) -> OpsSettings:

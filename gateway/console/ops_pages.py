@@ -59,6 +59,8 @@ TOOL_LABELS = {
     "tool_lockout_seconds": ("Lockout after too many wrong attempts", "s"),
     "challenge_ttl": ("Step-up challenge lifetime", "s"),
     "approval_ttl": ("Approval lifetime (after the step-up, to replay the request)", "s"),
+    "sms_code_digits": ("Digits of an SMS code (a code sent keeps its length)", ""),
+    "sms_code_ttl": ("SMS code lifetime (not shorter than the wait between resends)", "s"),
 }
 
 

@@ -207,6 +207,33 @@ async def test_invalid_parameters_show_their_problems_and_write_nothing(console)
     assert settings.parameters.challenge_ttl == 60
 
 
+async def test_sms_code_length_and_lifetime_on_the_page(console):
+    root = await console.analyst("root", Role.ADMIN)
+    page = (await root.http.get("/console/ops")).text
+    digits = page.split('id="param-sms_code_digits"', 1)[1].split("</tr>", 1)[0]
+    assert "Digits of an SMS code" in digits and "6..8" in digits and 'placeholder="6"' in digits
+    ttl = page.split('id="param-sms_code_ttl"', 1)[1].split("</tr>", 1)[0]
+    assert "SMS code lifetime" in ttl and "30..1800s" in ttl and "300s" in ttl
+
+    short = await root.http.post("/console/ops/parameters", data=_form(
+        root, sms_code_digits="5", sms_code_ttl="45", reason="longer codes", base_version="0"))
+    assert short.status_code == 422
+    digits = short.text.split('id="param-sms_code_digits"', 1)[1].split("</tr>", 1)[0]
+    assert "must be a whole number in [6, 8]" in digits and 'value="5"' in digits
+    ttl = short.text.split('id="param-sms_code_ttl"', 1)[1].split("</tr>", 1)[0]
+    assert "not be shorter than the 60 s between SMS resends" in ttl and 'value="45"' in ttl
+    assert await console.gw.services.switches.store.current() is None
+
+    ok = await root.http.post("/console/ops/parameters", data=_form(
+        root, sms_code_digits="8", sms_code_ttl="120", reason="longer codes", base_version="0"))
+    assert ok.status_code == 303
+    record = await console.gw.services.switches.store.current()
+    assert record.document["parameters"] == {"sms_code_digits": 8, "sms_code_ttl": 120}
+    page = (await root.http.get("/console/ops")).text
+    digits = page.split('id="param-sms_code_digits"', 1)[1].split("</tr>", 1)[0]
+    assert digits.startswith(' class="overridden"') and "8<" in digits and 'value="8"' in digits
+
+
 async def test_a_change_made_meanwhile_is_not_overwritten(console):
     root = await console.analyst("root", Role.ADMIN)
     other = await console.analyst("olga", Role.ADMIN)

@@ -163,6 +163,63 @@ async def test_a_lowered_tool_max_failures_locks_sooner(gateway_factory, echo_up
     assert (locked.status, locked.error) == (429, "tool_locked")
 
 
+async def _sms_sent(gw) -> tuple[str, str]:
+    """The latest text in the dev outbox and the code in it."""
+    (latest, *_) = await DevOutbox.read(gw.services.redis)
+    text = str(latest["text"])
+    return text, re.search(r"Code (\d+) approves", text).group(1)  # type: ignore[union-attr]
+
+
+async def test_sms_code_length_and_lifetime_are_live_parameters(gateway_factory, echo_upstream):
+    echo, url = echo_upstream
+    gw = await gateway_factory(upstream={"url": url}, admin={"token": ADMIN})
+    client = await _customer(gw)
+    earlier = (await _transfer(client, "20000.00")).json()["challenge_id"]
+    begun = await stepup.begin_tool(client, earlier, "sms_armor")
+    assert (begun.json()["digits"], begun.json()["expires_in"]) == (6, 300)  # the configured values
+    text, sent_before = await _sms_sent(gw)
+    assert len(sent_before) == 6 and "expires in 5 minutes" in text
+    body = {"from_account": MAIN, "payee_account": PAYEE, "amount": "20000.00", "currency": "CNY"}
+    later = await client.call("POST", "/v1/transfers", body, headers={"Idempotency-Key": "ops-sms-later"})
+    assert later.status == 401
+
+    put = await _put(gw, parameters={"sms_code_digits": 8, "sms_code_ttl": 120})
+    assert put.status_code == 200, put.text
+    in_force = put.json()["in_force"]
+    assert (in_force["sms_code_digits"], in_force["sms_code_ttl"]) == (8, 120)
+
+    # The code sent before the change keeps its 6 digits until it expires.
+    done = await stepup.complete_tool(client, earlier, "sms_armor", {"code": sent_before})
+    assert done.status == 200 and done.json()["status"] == "approved", done.body
+    # The next code has 8 digits and lives 2 minutes (no /v1 call in between).
+    begun = await stepup.begin_tool(client, later.json()["challenge_id"], "sms_armor")
+    assert begun.status == 200 and (begun.json()["digits"], begun.json()["expires_in"]) == (8, 120)
+    text, code = await _sms_sent(gw)
+    assert len(code) == 8 and "expires in 2 minutes" in text
+    first_six = await stepup.complete_tool(client, later.json()["challenge_id"], "sms_armor",
+                                           {"code": code[:6]})
+    assert (first_six.status, first_six.error) == (401, "sms_code_invalid")
+    done = await stepup.complete_tool(client, later.json()["challenge_id"], "sms_armor", {"code": code})
+    assert done.status == 200 and done.json()["status"] == "approved", done.body
+    replayed = await client.call("POST", "/v1/transfers", body, headers=stepup.with_approval(
+        {"Idempotency-Key": "ops-sms-later"}, done.json()["approval_token"]))
+    assert replayed.status == 200 and len(echo.requests) == 1
+
+    for parameters, message in (
+            ({"sms_code_digits": 5}, "must be a whole number in [6, 8]"),
+            ({"sms_code_digits": 9}, "must be a whole number in [6, 8]"),
+            ({"sms_code_ttl": 45}, "must not be shorter than the 60 s between SMS resends"),
+            ({"sms_code_ttl": 3600}, "must be a whole number in [30, 1800]")):
+        refused = await _put(gw, parameters=parameters)
+        assert (refused.status_code, refused.json()["error"]) == (422, "ops_settings_invalid")
+        (name,) = parameters
+        assert refused.json()["problems"] == [{"field": f"parameters.{name}", "message": message}]
+    current = (await _admin(gw, "GET", "/admin/ops")).json()
+    assert current["version"] == 1 and current["document"]["parameters"] == {
+        "sms_code_digits": 8, "sms_code_ttl": 120}
+    assert gw.services.sms_policy.digits == 8
+
+
 async def test_invalid_documents_are_refused_with_their_problems(gateway_factory):
     gw = await gateway_factory(admin={"token": ADMIN})
     resp = await _put(gw, business={"transfers": False, "pay": {"enabled": False,
