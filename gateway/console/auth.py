@@ -205,9 +205,10 @@ class SignInRequired(Unauthorized):
 def require(who: SignedIn, permission: Permission, *alternatives: Permission) -> None:
     """403 ``console_role_forbidden`` unless the analyst's role allows ``permission`` (or one
     of the ``alternatives``)."""
-    if not any(who.allows(p) for p in (permission, *alternatives)):
-        raise Forbidden("console_role_forbidden",
-                        f"the {who.role.value} role may not {permission.value.replace('_', ' ')}")
+    wanted = (permission, *alternatives)
+    if not any(who.allows(p) for p in wanted):
+        what = " or ".join(p.value.replace("_", " ") for p in wanted)
+        raise Forbidden("console_role_forbidden", f"the {who.role.value} role may not {what}")
 
 
 def may_reject(who: SignedIn, author: str) -> bool:

@@ -29,7 +29,7 @@ from gateway.analyst_actions import (
     rule_set_refused,
 )
 from gateway.console.analysts import Permission
-from gateway.console.auth import SignedIn, action, done, page, services
+from gateway.console.auth import SignedIn, action, done, may_reject, page, services
 from gateway.console.render import fragment, render
 from gateway.console.rule_text import ParsedRules, parse_rule_text, rule_text
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
@@ -244,8 +244,7 @@ async def reject(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
         raise Forbidden("console_role_forbidden", f"the {who.role.value} role may not reject proposals")
     try:
         proposal = await store.get(proposal_id)
-        own = proposal.author.strip().casefold() == who.name.casefold()
-        if not (who.allows(Permission.APPROVE_RULES) or own):
+        if not may_reject(who, proposal.author):
             raise Forbidden("console_role_forbidden",
                             f"the {who.role.value} role may not reject another analyst's proposal")
         reason = _reason(fields)
