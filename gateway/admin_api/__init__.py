@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from gateway.admin_api import analysts, audit, decisions, ops, rules
+from gateway.admin_api import analysts, audit, decisions, model, ops, rules
 from gateway.admin_api.auth import sign_out, who_am_i
 from gateway.admin_api.openapi import OPENAPI, openapi
 
@@ -28,6 +28,7 @@ ROUTES = [
     Route("/session", sign_out, methods=["DELETE"]),
     *decisions.ROUTES,
     *rules.ROUTES,
+    *model.ROUTES,
     *ops.ROUTES,
     *audit.ROUTES,
     *analysts.ROUTES,

@@ -171,6 +171,12 @@ OPENAPI: dict[str, Any] = {
             "Publish a stored operations version again", _P.MANAGE_OPS, unsafe=True,
             body=_body({"version": _VERSION, "reason": _REASON}, ["version", "reason"]),
             refusals=("404", "422", "503"))},
+        "/model": {"get": _op(
+            "The published champion and challenger, and per time bucket ROC AUC, precision and "
+            "recall at each threshold, step-up rate and score histogram", _P.VIEW,
+            params=[_query("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 14},
+                           "the window; by the hour up to 2 days, else by the day")],
+            refusals=("503",))},
         "/audit": {"get": _op("Audit trail entries, newest first", _P.VIEW, params=[
             _query("count", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
             _query("before", {"type": "integer", "minimum": 0}, "an entry's seq")], refusals=("503",))},

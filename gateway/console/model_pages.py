@@ -22,7 +22,7 @@ from gateway.errors import BadRequest
 from gateway.model_report import model_report
 from risk_engine import RiskStateUnavailable
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "bucket_for", "window_days"]
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 90
@@ -30,12 +30,18 @@ HOURLY_UP_TO_DAYS = 2  # shorter windows are plotted by the hour, longer ones by
 LEVELS = ("medium", "high", "block")
 
 
-def _days(raw: str | None) -> int:
+def window_days(raw: str | None) -> int:
+    """The ``days`` query parameter: 1..90, 14 when absent."""
     if raw is None or raw == "":
         return DEFAULT_DAYS
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= MAX_DAYS:
         raise BadRequest("invalid_days", f"days must be a whole number from 1 to {MAX_DAYS}")
     return int(raw)
+
+
+def bucket_for(days: int) -> int:
+    """Short windows by the hour, longer ones by the day."""
+    return 3600 if days <= HOURLY_UP_TO_DAYS else 86400
 
 
 def _bucket_label(start: float, bucket_seconds: int) -> str:
@@ -76,8 +82,8 @@ def charts(report: dict[str, Any]) -> dict[str, Markup]:
 
 @page(Permission.VIEW)
 async def model_page(request: Request, who: SignedIn) -> Response:
-    days = _days(request.query_params.get("days"))
-    bucket_seconds = 3600 if days <= HOURLY_UP_TO_DAYS else 86400
+    days = window_days(request.query_params.get("days"))
+    bucket_seconds = bucket_for(days)
     try:
         report = await model_report(services(request), now=time.time(), days=days,
                                     bucket_seconds=bucket_seconds)

@@ -257,3 +257,28 @@ async def test_cross_site_calls_are_refused(console, signed_in):
     r = await stranger.get(f"{API}/session")
     assert r.status_code == 401
     assert [e["action"] for e in await _audit(console)] == ["ops.publish"]
+
+
+async def test_model_report_over_the_api(console, signed_in):
+    import time
+
+    from risk_engine import LabelSource, ModelSnapshot, default_model, submit_label
+
+    gw = console.gw
+    now = time.time()
+    await gw.services.risk.model_store.publish(ModelSnapshot("champion", 0, default_model(), 0, now))
+    for i in range(6):
+        await decide(gw, facts(user_id=f"m{i}"), now - 60 + i, f"m{i}")
+        await submit_label(gw.services.redis, f"m{i}", fraud=i < 2, source=LabelSource.ANALYST,
+                           now=now, author="seed")
+    vera = await signed_in("vera", Role.VIEWER)
+
+    doc = (await vera.call("GET", "/model?days=2")).json()
+    assert doc["versions"]["champion"]["label"] == "champion:v1" and doc["versions"]["challenger"] is None
+    assert doc["bucket_seconds"] == 3600 and doc["decisions_read"] == 6
+    last = doc["buckets"][-1]
+    assert (last["decisions"], last["labelled"], last["fraud"]) == (6, 6, 2)
+    assert set(last["at_threshold"]) == {"medium", "high", "block"}
+    assert (await vera.call("GET", "/model")).json()["bucket_seconds"] == 86400
+    bad = await vera.call("GET", "/model?days=91")
+    assert (bad.status_code, bad.json()["error"]) == (400, "invalid_days")
