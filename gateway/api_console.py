@@ -16,6 +16,7 @@ Every change made here is appended to the audit trail (gateway.audit_trail).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -63,6 +64,7 @@ _STREAM_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
 _SMALL_INT_RE = re.compile(r"[0-9]{1,6}\Z")
 _SEQ_RE = re.compile(r"[0-9]{1,20}\Z")
+_SECONDS_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?\Z")
 FEED_MAX_SCAN = 20_000  # a filter matching nothing must not read the whole stream
 
 
@@ -155,9 +157,36 @@ async def console_label(request: Request) -> Response:
                           "audit_seq": seq}, status=202)
 
 
+# Stream entries are recorded within moments of their decision: reading newest first, a
+# decision this much older than ``since`` ends the scan.
+_SINCE_SLACK = 3600.0
+
+
+def _instant(name: str, raw: str) -> str:
+    """A time filter: unix seconds, or ISO 8601 (UTC unless it names an offset)."""
+    text = raw.strip()
+    try:
+        if _SECONDS_RE.match(text):
+            at = float(text)
+        else:
+            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            at = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest("invalid_time", f"{name} must be unix seconds or an ISO 8601 time, "
+                                         "for example 2026-12-01T08:00 (UTC) or 2026-12-01T16:00+08:00") from exc
+    if not 0 <= at < 2**37:
+        raise BadRequest("invalid_time", f"{name} is out of range")
+    return repr(at)
+
+
 def feed_filter(request: Request) -> dict[str, str]:
+    """The feed's filters: outcome, level, user, rule, action, and the time window
+    ``since`` (inclusive) .. ``until`` (exclusive)."""
     q = request.query_params
     wanted = {k: q[k] for k in ("outcome", "level", "user", "rule", "action") if q.get(k)}
+    for name in ("since", "until"):
+        if q.get(name, "").strip():
+            wanted[name] = _instant(name, q[name])
     if "outcome" in wanted and wanted["outcome"] not in _OUTCOMES:
         raise BadRequest("invalid_outcome", "outcome must be one of " + ", ".join(sorted(_OUTCOMES)))
     if "level" in wanted and wanted["level"] not in {lv.value for lv in RiskLevel}:
@@ -168,6 +197,8 @@ def feed_filter(request: Request) -> dict[str, str]:
 
 def matches(event: DecisionEvent, wanted: dict[str, str]) -> bool:
     return (event.outcome == wanted.get("outcome", event.outcome)
+            and ("since" not in wanted or event.at >= float(wanted["since"]))
+            and ("until" not in wanted or event.at < float(wanted["until"]))
             and event.level == wanted.get("level", event.level)
             and event.user_id == wanted.get("user", event.user_id)
             and event.action == wanted.get("action", event.action)
@@ -201,17 +232,21 @@ async def read_feed(redis: Redis, wanted: dict[str, str], *, count: int, before:
     end = f"({before}" if before else "+"
     found: list[dict[str, Any]] = []
     scanned, last_id, exhausted = 0, before, False
+    since = float(wanted["since"]) if "since" in wanted else None
     try:
         while len(found) < count and scanned < FEED_MAX_SCAN:
             rows = await read_decisions(redis, end=end, count=FEED_PAGE, newest_first=True)
             consumed = 0
             for sid, event in rows:
                 consumed, scanned, last_id = consumed + 1, scanned + 1, sid
+                if since is not None and event.at < since - _SINCE_SLACK:
+                    exhausted = True  # everything older is outside the window
+                    break
                 if matches(event, wanted):
                     found.append({"stream_id": sid, **asdict(event)})
                     if len(found) >= count:
                         break
-            exhausted = len(rows) < FEED_PAGE and consumed == len(rows)
+            exhausted = exhausted or (len(rows) < FEED_PAGE and consumed == len(rows))
             if exhausted:
                 break
             end = f"({last_id}"

@@ -9,6 +9,7 @@ from risk_engine.backtest import (
     backtest,
     backtest_events,
 )
+from risk_engine.decision_chain import DecisionChainVerification
 from risk_engine.decisions import (
     DECISION_STREAM,
     DecisionEvent,
@@ -18,6 +19,7 @@ from risk_engine.decisions import (
     read_decisions,
     record_decision,
     record_decisions,
+    verify_decisions,
 )
 from risk_engine.default_rules import DEFAULT_RULES, default_rule_set
 from risk_engine.engine import RiskEngine
@@ -78,6 +80,6 @@ __all__ = [
     "backtest_events", "batch_model", "check_features", "combine", "compile_rule_set", "default_model",
     "default_rule_set", "explain", "extract_features", "get_decision", "iter_decisions",
     "load_rule_file", "local_hour", "model_input", "read_decisions", "read_labels",
-    "record_decision", "record_decisions", "required_tier", "risk_tier", "sign_snapshot", "submit_label",
+    "record_decision", "record_decisions", "verify_decisions", "DecisionChainVerification", "required_tier", "risk_tier", "sign_snapshot", "submit_label",
     "validate_rule_set", "verify_snapshot",
 ]

@@ -1,8 +1,10 @@
 """The decision stream: one entry per decision, for the console, the audit trail,
 the learner and backtests.
 
-    {risk:decisions}:stream     one field "e" = JSON of a DecisionEvent, MAXLEN ~
+    {risk:decisions}:stream     "e" = JSON of a DecisionEvent, and its hash-chain link
+                                "c", "p", "h" (risk_engine.decision_chain), MAXLEN ~
     {risk:decisions}:idx:<id>   the stream entry id of a decision (TTL), to find it for a label
+    {risk:decisions}:chain:*    each chain's head and first entry
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from risk_engine.assessment import RiskAssessment
+from risk_engine.decision_chain import DecisionChainVerification, loop_chain, verify_decision_chains
 from risk_engine.errors import DecisionNotFound, RiskStateUnavailable
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "read_decisions",
     "record_decision",
     "record_decisions",
+    "verify_decisions",
 ]
 
 # stream and index share a hash tag so the recording script stays in one cluster slot
@@ -34,6 +38,8 @@ STREAM_TAG = "{risk:decisions}"
 DECISION_STREAM = f"{STREAM_TAG}:stream"
 DEFAULT_MAXLEN = 1_000_000
 INDEX_TTL = 90 * 86400
+CHAIN_HEADS = f"{STREAM_TAG}:chain:heads"
+CHAIN_STARTS = f"{STREAM_TAG}:chain:starts"
 
 
 class Outcome:
@@ -105,37 +111,16 @@ class DecisionEvent:
         return cls(**doc)
 
 
-_RECORD_LUA = """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
-return id
-"""
-
-
-# KEYS: stream, index key per event; ARGV: maxlen, ttl, event json per event
-_RECORD_MANY_LUA = """
-local ids = {}
-for i = 2, #KEYS do
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
-  redis.call('SET', KEYS[i], id, 'EX', ARGV[2])
-  ids[#ids + 1] = id
-end
-return ids
-"""
-
-
 async def record_decisions(redis: Redis, events: list[DecisionEvent], *,
                            maxlen: int = DEFAULT_MAXLEN) -> list[str]:
-    """Append several decisions in one script call (the gateway batches its writes)."""
+    """Append several decisions, hash-chained, in one script call (the gateway batches its
+    writes); their stream entry ids."""
     if not events:
         return []
-    try:
-        script = redis.register_script(_RECORD_MANY_LUA)
-        ids = await script(keys=[DECISION_STREAM, *(_index_key(e.decision_id) for e in events)],
-                           args=[maxlen, INDEX_TTL, *(e.to_json() for e in events)])
-    except RedisError as exc:
-        raise RiskStateUnavailable(f"recording decisions failed: {exc}") from exc
-    return [i.decode() for i in ids]
+    return await loop_chain().append(
+        redis, DECISION_STREAM, CHAIN_HEADS, CHAIN_STARTS,
+        [_index_key(e.decision_id) for e in events], [e.to_json() for e in events],
+        maxlen=maxlen, index_ttl=INDEX_TTL)
 
 
 def _index_key(decision_id: str) -> str:
@@ -144,16 +129,15 @@ def _index_key(decision_id: str) -> str:
 
 async def record_decision(redis: Redis, event: DecisionEvent, *,
                           maxlen: int = DEFAULT_MAXLEN) -> str:
-    """Append to the stream (approximate MAXLEN trim) and index by decision id.
+    """Append to the stream (approximate MAXLEN trim), chained, and index by decision id.
 
     One round trip (a script); returns the stream entry id."""
-    try:
-        script = redis.register_script(_RECORD_LUA)  # EVALSHA, loading the script once
-        entry_id = await script(keys=[DECISION_STREAM, _index_key(event.decision_id)],
-                                args=[maxlen, event.to_json(), INDEX_TTL])
-    except RedisError as exc:
-        raise RiskStateUnavailable(f"recording the decision failed: {exc}") from exc
-    return entry_id.decode()
+    return (await record_decisions(redis, [event], maxlen=maxlen))[0]
+
+
+async def verify_decisions(redis: Redis) -> DecisionChainVerification:
+    """Recompute every chain over the decision stream (see risk_engine.decision_chain)."""
+    return await verify_decision_chains(redis, DECISION_STREAM, CHAIN_HEADS, CHAIN_STARTS)
 
 
 async def read_decisions(redis: Redis, *, start: str = "-", end: str = "+",

@@ -7,11 +7,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin_api.auth import answer, operation
-from gateway.analyst_actions import refusal
+from gateway.analyst_actions import StateUnavailable, refusal
 from gateway.api_console import audit_cursor, query_count
 from gateway.audit_trail import AuditTrail, AuditTrailError
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, services
+from risk_engine import RiskStateUnavailable, verify_decisions
 
 __all__ = ["ROUTES"]
 
@@ -37,7 +38,18 @@ async def verify(request: Request, who: SignedIn) -> Response:
     return answer(result.to_dict())
 
 
+@operation(Permission.VIEW)
+async def verify_decision_chains(request: Request, who: SignedIn) -> Response:
+    """Recompute every recorded decision's hash-chain link; name the first that does not hold."""
+    try:
+        result = await verify_decisions(services(request).redis)
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    return answer(result.to_dict())
+
+
 ROUTES = [
     Route("/audit", entries, methods=["GET"]),
     Route("/audit/verify", verify, methods=["GET"]),
+    Route("/audit/decisions/verify", verify_decision_chains, methods=["GET"]),
 ]

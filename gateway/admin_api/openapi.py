@@ -81,6 +81,8 @@ _FEED_PARAMS = [
     _query("rule", _STRING, "a rule id, hit active or in shadow"),
     _query("user", _STRING),
     _query("action", _STRING),
+    _query("since", _STRING, "decided at or after: unix seconds or ISO 8601 (UTC unless an offset is given)"),
+    _query("until", _STRING, "decided before: unix seconds or ISO 8601"),
     _query("count", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
     _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
            "next_before of the previous page"),
@@ -181,6 +183,9 @@ OPENAPI: dict[str, Any] = {
             _query("count", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
             _query("before", {"type": "integer", "minimum": 0}, "an entry's seq")], refusals=("503",))},
         "/audit/verify": {"get": _op("Recompute the audit hash chain", _P.VIEW, refusals=("503",))},
+        "/audit/decisions/verify": {"get": _op(
+            "Recompute the hash chains of the decision stream; the first decision that does not hold",
+            _P.VIEW, refusals=("503",))},
         "/analysts": {
             "get": _op("Analysts, their roles and passkeys", _P.MANAGE_ANALYSTS, refusals=("503",)),
             "post": _op("Invite an analyst: a one-time enrolment link", _P.MANAGE_ANALYSTS, unsafe=True,

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.analyst_actions import refusal
+from gateway.analyst_actions import StateUnavailable, refusal
 from gateway.audit_trail import AuditTrail, AuditTrailError
 from gateway.console import analyst_admin
 from gateway.console.analysts import ENROLMENT_TTL, AnalystStore, Permission, Role
 from gateway.console.auth import SignedIn, action, page, services
 from gateway.console.render import render
 from gateway.errors import BadRequest
+from risk_engine import RiskStateUnavailable, verify_decisions
 
 __all__ = ["ROUTES"]
 
@@ -37,6 +38,16 @@ async def audit(request: Request, who: SignedIn) -> Response:
         raise refusal(exc) from exc
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     return render("audit.html", who=who, entries=entries, check=check, older=older)
+
+
+@page(Permission.VIEW)
+async def decision_chains(request: Request, who: SignedIn) -> Response:
+    """Recompute every decision's hash-chain link (reads the whole decision stream)."""
+    try:
+        check = await verify_decisions(services(request).redis)
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    return render("decision_chains.html", who=who, check=check, summary=check.summary())
 
 
 async def _analysts_page(request: Request, who: SignedIn, **extra: object) -> Response:
@@ -64,6 +75,7 @@ async def invite(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
 
 ROUTES = [
     Route("/audit", audit, methods=["GET"]),
+    Route("/audit/decisions", decision_chains, methods=["GET"]),
     Route("/analysts", analysts, methods=["GET"]),
     Route("/analysts", invite, methods=["POST"]),
 ]

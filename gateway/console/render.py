@@ -17,6 +17,8 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
                           trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["when"] = lambda at: (dt.datetime.fromtimestamp(float(at), dt.UTC)
                                    .strftime("%Y-%m-%d %H:%M:%S UTC") if at else "")
+_ENV.filters["isotime"] = lambda at: (dt.datetime.fromtimestamp(float(at), dt.UTC)
+                                      .strftime("%Y-%m-%dT%H:%M:%S") if at else "")
 _ENV.filters["cny"] = lambda fen: f"{int(fen) / 100:,.2f}"
 _ENV.filters["pct"] = lambda x: "n/a" if x is None else f"{100 * float(x):.1f}%"
 

@@ -175,3 +175,44 @@ async def test_audit_page_shows_the_verify_result(console):
     assert "Chain BROKEN at entry 1" in page
     bad = await alice.http.get("/console/audit?before=x")
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_cursor")
+
+
+async def test_decision_chains_page_names_a_rewritten_decision(console):
+    from risk_engine import DECISION_STREAM
+
+    gw = console.gw
+    await history(gw)  # nine decisions, recorded through the gateway's risk engine
+    vera = await console.analyst("vera", Role.VIEWER)
+    assert 'href="/console/audit/decisions"' in (await vera.http.get("/console/audit")).text
+    page = (await vera.http.get("/console/audit/decisions")).text
+    assert "decision chains intact: 9 decisions in 1 chain(s)" in page
+
+    rows = await gw.services.redis.xrange(DECISION_STREAM)
+    await gw.services.redis.delete(DECISION_STREAM)
+    for rid, fields in rows:  # someone lowers an amount in Redis, keeping every id
+        doc = orjson.loads(fields[b"e"])
+        if doc["decision_id"] == "takeover1":
+            doc["amount_fen"] = 100
+            fields = {**fields, b"e": orjson.dumps(doc)}
+        await gw.services.redis.xadd(DECISION_STREAM, fields, id=rid)
+    page = (await vera.http.get("/console/audit/decisions")).text
+    assert "BROKEN at decision takeover1" in page and "its contents do not match its hash" in page
+
+
+async def test_feed_filters_by_time(console):
+    gw = console.gw
+    await history(gw)  # ok0..ok5 at NOW+0..5, takeover0..2 at NOW+50..52
+    alice = await console.analyst("alice", Role.ANALYST)
+    import datetime as dt
+
+    iso = dt.datetime.fromtimestamp(NOW + 50, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    page = (await alice.http.get(f"/console/decisions?since={iso}")).text
+    assert all(f"takeover{i}" in page for i in range(3)) and "ok5" not in page
+    assert f'value="{iso}"' in page  # the form keeps the window
+    page = (await alice.http.get(f"/console/decisions?since={NOW + 2:.0f}&until={NOW + 4:.0f}")).text
+    assert "ok2" in page and "ok3" in page and "ok4" not in page and "ok1" not in page
+    shifted = (await alice.http.get(f"/console/decisions?until={iso}%2B08:00")).text  # 8 h earlier
+    assert "ok0" not in shifted and "takeover0" not in shifted
+    for bad in ("yesterday", "2026-13-01", "99999999999999"):
+        r = await alice.http.get(f"/console/decisions?since={bad}")
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_time"), bad

@@ -340,3 +340,17 @@ async def test_riskgate_audit_verify_names_the_first_broken_entry(gateway_factor
     await gw.services.redis.lset(LOG_KEY, 2, orjson.dumps(doc))
     code, out = await _cli_verify(gw)
     assert code == 1 and "BROKEN at entry 3" in out
+
+
+async def test_riskgate_audit_verify_checks_every_recorded_decision(gateway_factory):
+    from risk_engine import DECISION_STREAM, DecisionEvent, record_decisions
+
+    gw = await gateway_factory(admin={"token": ADMIN})
+    events = [DecisionEvent(f"d{i}", 1_790_000_000.0 + i, "alice", "transfer", 100_00, {}, 0.1, "low",
+                            (), 2, 2, "allowed") for i in range(3)]
+    ids = await record_decisions(gw.services.redis, events)
+    code, out = await _cli_verify(gw)
+    assert code == 0 and "decision chains intact: 3 decisions in 1 chain(s)" in out, out
+    await gw.services.redis.xdel(DECISION_STREAM, ids[1])
+    code, out = await _cli_verify(gw)
+    assert code == 1 and f"BROKEN at decision d2 (stream entry {ids[2]})" in out, out
