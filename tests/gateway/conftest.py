@@ -58,6 +58,16 @@ def make_config(redis_url: str, data_dir: Path, **sections: dict[str, object]) -
     return load_config(None, env={}, overrides=overrides)
 
 
+async def publish_quiet_rules(services: Services) -> None:
+    """An empty analyst rule set (one shadow rule that never hits): tests of authentication
+    and limits then do not depend on the hour (the default pack's night-time rules) or
+    on the user's history."""
+    quiet = Rule("tests_quiet", "false", RuleEffect.TAG, "tests run without analyst rules",
+                 mode=RuleMode.SHADOW, tag="tests")
+    await services.risk.rule_store.publish(RuleSet((quiet,)), author="tests",
+                                           reason="no analyst rules", now=time.time())
+
+
 @pytest.fixture
 async def gateway_factory(redis, redis_url: str, tmp_path: Path
                           ) -> AsyncIterator[Callable[..., object]]:
@@ -70,11 +80,8 @@ async def gateway_factory(redis, redis_url: str, tmp_path: Path
         config = make_config(redis_url, tmp_path / "gateway", **sections)
         services = await build_services(config)
         if rules == "none":
-            quiet = Rule("tests_quiet", "false", RuleEffect.TAG, "tests run without analyst rules",
-                         mode=RuleMode.SHADOW, tag="tests")
             with contextlib.suppress(RiskStateUnavailable):  # a test of Redis being down
-                await services.risk.rule_store.publish(RuleSet((quiet,)), author="tests",
-                                                       reason="no analyst rules", now=time.time())
+                await publish_quiet_rules(services)
         harness = GatewayHarness(config, services, create_app(config, services=services), [])
         harnesses.append(harness)
         return harness

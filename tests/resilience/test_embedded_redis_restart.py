@@ -15,7 +15,7 @@ import pytest
 
 from gateway.app import build_services, close_services, create_app
 from mobile_client import MobileClient, stepup
-from tests.gateway.conftest import PASSWORD, GatewayHarness, make_config
+from tests.gateway.conftest import PASSWORD, GatewayHarness, make_config, publish_quiet_rules
 from tests.gateway.stepup_flows import customer, sms_code, transfer
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 async def start_gateway(config) -> GatewayHarness:  # noqa: ANN001 - Config
     services = await build_services(config)
     assert services.redis_runtime.embedded
+    if await services.risk.rule_store.active_version() is None:
+        await publish_quiet_rules(services)  # the 20,000 transfer must not meet the night rules
     return GatewayHarness(config, services, create_app(config, services=services), [])
 
 
