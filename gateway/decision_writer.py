@@ -1,9 +1,13 @@
-"""Batched writes to the decision stream.
+"""Batched writes after the response: the decision stream, and sessions' idle timers.
 
 Every decision is recorded, but not one script call per request: events
 queue in memory and a flush a few milliseconds later writes all of them in one
 call. A crash loses at most that window, never a refusal's effect (refusals
 and approvals are decided before and independently of the record).
+
+Sessions slide their idle timeout on every verified request: those EXPIREs queue
+the same way and go out in one pipeline per flush (the latest TTL per session).
+Lost, a session ends a little early; never later.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from risk_engine import DecisionEvent, RiskEngineError, record_decisions
 
@@ -28,10 +33,19 @@ class DecisionWriter:
         self._delay = delay
         self._max_batch = max_batch
         self._pending: list[DecisionEvent] = []
+        self._touches: dict[str, int] = {}
         self._scheduled = False
 
     def put(self, event: DecisionEvent) -> None:
         self._pending.append(event)
+        self._schedule()
+
+    def touch(self, key: str, ttl: int) -> None:
+        """Set ``key``'s TTL to ``ttl`` seconds with the next flush."""
+        self._touches[key] = ttl
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             task = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -43,6 +57,15 @@ class DecisionWriter:
             await asyncio.sleep(self._delay)
         finally:
             self._scheduled = False
+        if self._touches:
+            touches, self._touches = self._touches, {}
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, ttl in touches.items():
+                        pipe.expire(key, ttl)
+                    await pipe.execute()
+            except RedisError:
+                log.exception("sliding the idle timeout of %d sessions failed", len(touches))
         while self._pending:
             batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
             try:

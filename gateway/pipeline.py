@@ -13,6 +13,8 @@ import secrets
 import time
 from collections.abc import Callable
 
+from redis.exceptions import NoScriptError
+
 from device_fingerprint.registry import Device, device_key, user_of_device, user_tag
 from gateway.assertion import AssertionClaims
 from gateway.decision import decide, finish, queue_user_rows
@@ -72,40 +74,53 @@ class ProxyPipeline:
         ops.check_action(matched.route.action.value, now)
         txn = matched.route.transaction(body)
 
-        # 2-3: device signature and session, fetched in one round trip.
+        # 2-3: device, session, the nonce claim and the risk history, in one round trip.
+        # Everything read here is read before the signature is checked, and the only
+        # write is the nonce claim: a request that fails the check burns its own nonce,
+        # nothing else. The session's idle timer moves only once the request verified.
         req = SignedRequest(method, path, query, body, headers)
         token = _bearer(headers)
         session_key = svc.sessions.key_for(token)
         user = user_of_device(req.device_id)
-        if session_key.startswith(user_tag(user) + ":"):
-            # One script, one command: on the hot path the client-side cost per
-            # Redis command is what counts. All four keys share the user's slot.
-            raw = await self._read(svc)(keys=[device_key(req.device_id), session_key,
-                                              svc.accounts.key(user), f"{user_tag(user)}:user"])
-            raw_device, raw_session = _hash(raw[0]), _hash(raw[1])
-            user_rows = [_hash(raw[2]), raw[3] or None]
-        else:  # a session of another user: refused below, read it the plain way
-            async with svc.redis.pipeline(transaction=False) as pipe:
+        payee = txn.payee if txn is not None else ""
+        history_store = svc.risk.history
+        same_user = session_key.startswith(user_tag(user) + ":")
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            if same_user:
+                # one script for the rows: on the hot path the client-side cost per Redis
+                # command is what counts; all four keys share the user's slot
+                pipe.execute_command("EVALSHA", self._read(svc).sha, 4, device_key(req.device_id),
+                                     session_key, svc.accounts.key(user), f"{user_tag(user)}:user")
+            else:  # a session of another user: refused below, read it the plain way
                 pipe.hgetall(device_key(req.device_id))
                 pipe.hgetall(session_key)
                 queue_user_rows(svc, pipe, user)
-                raw_device, raw_session, *user_rows = await pipe.execute()
+            pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
+            history_store.queue_read(pipe, user, payee=payee, device_id=req.device_id, now=now)
+            replies = await pipe.execute(raise_on_error=False)
+        *rows, claimed, history_reply = replies
+        if same_user:
+            raw = rows[0]
+            if isinstance(raw, NoScriptError):  # a server that has not seen the script yet
+                raw = await self._read(svc)(keys=[device_key(req.device_id), session_key,
+                                                  svc.accounts.key(user), f"{user_tag(user)}:user"])
+            elif isinstance(raw, Exception):
+                raise raw
+            raw_device, raw_session = _hash(raw[0]), _hash(raw[1])
+            user_rows = [_hash(raw[2]), raw[3] or None]
+        else:
+            for reply in rows:
+                if isinstance(reply, Exception):
+                    raise reply
+            raw_device, raw_session, *user_rows = rows
+        if isinstance(claimed, Exception):
+            raise claimed
         device = Device.from_hash(req.device_id, raw_device)
         svc.device_check.verify(device, req, now)
+        svc.device_check.nonce_claimed(claimed)
         ops.check_device(device, now)  # the mobile.<os> channel
         session = svc.sessions.parse(session_key, raw_session, device_id=device.device_id, now=now)
-        # The nonce, the session's idle timer and the risk history: one round trip.
-        payee = txn.payee if txn is not None else ""
-        history_store = svc.risk.history
-        async with svc.redis.pipeline(transaction=False) as pipe:
-            pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
-            pipe.expire(session_key, svc.sessions.idle_ttl(session, now))
-            history_store.queue_read(pipe, session.user_id, payee=payee, device_id=device.device_id, now=now)
-            claimed, expired, history_reply = await pipe.execute(raise_on_error=False)
-        for reply in (claimed, expired):
-            if isinstance(reply, Exception):
-                raise reply
-        svc.device_check.nonce_claimed(claimed)
+        svc.decision_writer.touch(session_key, svc.sessions.idle_ttl(session, now))
         history = await history_store.parse_read(history_reply, session.user_id, payee=payee,
                                                  device_id=device.device_id, now=now)
 
