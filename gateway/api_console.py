@@ -44,7 +44,9 @@ from gateway.errors import BadRequest
 from gateway.rule_proposals import (
     ProposalError,
     ProposalStatus,
+    RuleProposal,
 )
+from gateway.services import Services
 from risk_engine import (
     DecisionEvent,
     Outcome,
@@ -55,7 +57,7 @@ from risk_engine import (
     read_decisions,
 )
 
-__all__ = ["FEED_MAX_SCAN", "FEED_PAGE", "ROUTES", "FeedPage", "audit_cursor", "feed_cursor", "feed_filter", "matches",
+__all__ = ["FEED_MAX_SCAN", "FEED_PAGE", "ROUTES", "FeedPage", "audit_cursor", "feed_cursor", "feed_filter", "listed_proposals", "matches",
            "query_count", "read_feed"]
 
 _OUTCOMES = frozenset(v for k, v in vars(Outcome).items() if k.isupper())
@@ -102,8 +104,8 @@ async def create_proposal(request: Request) -> Response:
     return json_response({**proposal.to_dict(), "audit_seq": seq}, status=201)
 
 
-async def list_proposals(request: Request) -> Response:
-    svc = require_admin(request)
+async def listed_proposals(svc: Services, request: Request) -> list[RuleProposal]:
+    """Proposals by the ``status`` and ``count`` query parameters, newest first."""
     raw = request.query_params.get("status")
     try:
         status = ProposalStatus(raw) if raw else None
@@ -111,9 +113,13 @@ async def list_proposals(request: Request) -> Response:
         raise BadRequest("invalid_status", "status must be one of "
                          + ", ".join(s.value for s in ProposalStatus)) from exc
     try:
-        found = await proposals(svc).list(status=status, count=query_count(request))
+        return await proposals(svc).list(status=status, count=query_count(request))
     except ProposalError as exc:
         raise refusal(exc) from exc
+
+
+async def list_proposals(request: Request) -> Response:
+    found = await listed_proposals(require_admin(request), request)
     return json_response({"proposals": [p.to_dict() for p in found]})
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from gateway.analyst_actions import StateUnavailable, audit
-from gateway.errors import NotFound
+from gateway.analyst_actions import StateUnavailable, audit, label_decision
+from gateway.errors import BadRequest, NotFound
 from gateway.services import Services
 from risk_engine import (
     DecisionEvent,
@@ -29,7 +29,7 @@ from risk_engine import (
     read_labels,
 )
 
-__all__ = ["REVIEW_LEVELS", "REVIEW_SCAN", "UNSURE_TTL", "VERDICTS", "ReviewQueue", "label_unsure",
+__all__ = ["REVIEW_LEVELS", "REVIEW_SCAN", "UNSURE_TTL", "VERDICTS", "ReviewQueue", "label_unsure", "label_verdict",
            "recorded_decision", "review_queue", "unsure_marks"]
 
 UNSURE_TAG = "{console:review}"
@@ -69,6 +69,19 @@ async def label_unsure(svc: Services, decision_id: str, *, author: str, now: flo
     await svc.redis.set(_unsure_key(decision_id), orjson.dumps({"by": author, "at": now}),
                         ex=UNSURE_TTL)
     return await audit(svc, author, "decision.label_unsure", {"decision_id": decision_id}, now)
+
+
+async def label_verdict(svc: Services, decision_id: str, verdict: object, *, author: str,
+                        now: float) -> tuple[str | None, int]:
+    """An analyst's verdict: fraud / legitimate go to the learner (status "queued" or
+    "kept_stronger_label"), unsure only marks the decision (status None); and the audit
+    entry's number. 400 ``invalid_verdict`` for anything else."""
+    if not isinstance(verdict, str) or verdict not in VERDICTS:
+        raise BadRequest("invalid_verdict", "verdict must be fraud, legitimate or unsure")
+    fraud = VERDICTS[verdict]
+    if fraud is None:
+        return None, await label_unsure(svc, decision_id, author=author, now=now)
+    return await label_decision(svc, decision_id, fraud=fraud, author=author, now=now)
 
 
 @dataclass(frozen=True, slots=True)

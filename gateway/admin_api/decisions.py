@@ -16,19 +16,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin_api.auth import answer, json_body, operation
-from gateway.analyst_actions import StateUnavailable, label_decision
+from gateway.analyst_actions import StateUnavailable
 from gateway.api_console import feed_cursor, feed_filter, query_count, read_feed
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, services
 from gateway.decision_detail import model_contributions
 from gateway.decision_review import (
-    VERDICTS,
-    label_unsure,
+    label_verdict,
     recorded_decision,
     review_queue,
     unsure_marks,
 )
-from gateway.errors import BadRequest
 from risk_engine import Label, RiskStateUnavailable, read_labels
 
 __all__ = ["ROUTES"]
@@ -77,16 +75,10 @@ async def label(request: Request, who: SignedIn) -> Response:
     """fraud / legitimate: an analyst label for the learner; unsure: kept for the review queue."""
     decision_id = request.path_params["decision_id"]
     verdict = json_body(request).get("verdict")
-    if not isinstance(verdict, str) or verdict not in VERDICTS:
-        raise BadRequest("invalid_verdict", "verdict must be fraud, legitimate or unsure")
-    svc = services(request)
-    now = time.time()
-    fraud = VERDICTS[verdict]
-    if fraud is None:
-        seq = await label_unsure(svc, decision_id, author=who.name, now=now)
-        return answer({"decision_id": decision_id, "verdict": verdict, "audit_seq": seq})
-    status, seq = await label_decision(svc, decision_id, fraud=fraud, author=who.name, now=now)
-    return answer({"decision_id": decision_id, "verdict": verdict, "status": status, "audit_seq": seq})
+    status, seq = await label_verdict(services(request), decision_id, verdict, author=who.name,
+                                      now=time.time())
+    doc = {"decision_id": decision_id, "verdict": verdict, "audit_seq": seq}
+    return answer(doc if status is None else {**doc, "status": status})
 
 
 @operation(Permission.VIEW)

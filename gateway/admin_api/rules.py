@@ -29,13 +29,13 @@ from gateway.analyst_actions import (
     reject_rules,
     rule_set_refused,
 )
-from gateway.api_console import query_count
+from gateway.api_console import listed_proposals
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, may_reject, services
 from gateway.console.rule_text import parse_rule_text
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.rule_history import diff_rule_sets, rule_hit_counts
-from gateway.rule_proposals import ProposalError, ProposalStatus, backtest_summary
+from gateway.rule_proposals import ProposalError, backtest_summary
 from gateway.services import Services
 from risk_engine import (
     RiskStateUnavailable,
@@ -174,16 +174,7 @@ async def rollback(request: Request, who: SignedIn) -> Response:
 
 @operation(Permission.VIEW)
 async def list_proposals(request: Request, who: SignedIn) -> Response:
-    raw = request.query_params.get("status")
-    try:
-        status = ProposalStatus(raw) if raw else None
-    except ValueError as exc:
-        raise BadRequest("invalid_status", "status must be one of "
-                         + ", ".join(s.value for s in ProposalStatus)) from exc
-    try:
-        found = await proposals(services(request)).list(status=status, count=query_count(request))
-    except ProposalError as exc:
-        raise refusal(exc) from exc
+    found = await listed_proposals(services(request), request)
     return answer({"proposals": [p.to_dict() for p in found]})
 
 

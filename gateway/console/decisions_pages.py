@@ -16,15 +16,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.analyst_actions import label_decision
 from gateway.api_console import feed_filter, read_feed
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, page, services
 from gateway.console.render import SECURITY_HEADERS, fragment, render
 from gateway.decision_detail import model_contributions
 from gateway.decision_review import (
-    VERDICTS,
-    label_unsure,
+    label_verdict,
     recorded_decision,
     review_queue,
     unsure_marks,
@@ -86,17 +84,10 @@ async def detail(request: Request, who: SignedIn) -> Response:
 async def label(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
     decision_id = request.path_params["decision_id"]
     verdict = fields.get("verdict", "")
-    if verdict not in VERDICTS:
-        raise BadRequest("invalid_verdict", "verdict must be fraud, legitimate or unsure")
-    svc = services(request)
-    now = time.time()
-    fraud = VERDICTS[verdict]
-    if fraud is None:
-        seq = await label_unsure(svc, decision_id, author=who.name, now=now)
-        return done(request, f"/console/decisions/{decision_id}", verdict=verdict, audit_seq=seq)
-    status, seq = await label_decision(svc, decision_id, fraud=fraud, author=who.name, now=now)
-    return done(request, f"/console/decisions/{decision_id}", verdict=verdict, status=status,
-                audit_seq=seq)
+    status, seq = await label_verdict(services(request), decision_id, verdict, author=who.name,
+                                      now=time.time())
+    extra = {} if status is None else {"status": status}
+    return done(request, f"/console/decisions/{decision_id}", verdict=verdict, audit_seq=seq, **extra)
 
 
 @page(Permission.VIEW)
