@@ -44,7 +44,8 @@ from limits import (
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
 from risk_engine.history import UserHistory
 
-__all__ = ["Decision", "decide", "finish", "queue_user_rows"]
+__all__ = ["Decision", "MoneyRows", "decide", "finish", "parse_money_rows", "queue_money_rows",
+           "queue_user_rows"]
 
 log = logging.getLogger("riskgate.decision")
 
@@ -99,19 +100,37 @@ def queue_user_rows(svc: Services, pipe, user: str) -> None:  # noqa: ANN001 - a
     pipe.hget(f"{user_tag(user)}:user", "created")
 
 
-async def _money_rows(svc: Services, user: str, now: float) -> tuple[UserLimits, Spent, dict[str, int]]:
-    """The user's own limits, today's spend and enrolled tools, in one round trip."""
+MoneyRows = tuple[UserLimits, Spent, dict[str, int]]
+
+
+def queue_money_rows(svc: Services, pipe, user: str, now: float) -> int:  # noqa: ANN001 - a pipeline
+    """Queue the reads a money movement needs: the user's own limits, today's spend and the
+    enrolled tools. Returns how many replies they take; :func:`parse_money_rows` reads them."""
     tools = _held_tools(svc)
+    svc.user_limits.queue_get(pipe, user)
+    svc.reservations.queue_spent(pipe, user, now=now)
+    svc.credentials.queue_tools_of(pipe, user, tools)
+    return 2 + len(tools)
+
+
+def parse_money_rows(svc: Services, replies: list[object]) -> MoneyRows:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise LimitsUnavailable(f"limit counters unavailable: {reply}") from reply
+    raw_settings, raw_spent, *counts = replies
+    return (svc.user_limits.parse(raw_settings), svc.reservations.parse_spent(raw_spent),  # type: ignore[arg-type]
+            svc.credentials.parse_tools_of(_held_tools(svc), counts))
+
+
+async def _money_rows(svc: Services, user: str, now: float) -> MoneyRows:
+    """The user's own limits, today's spend and enrolled tools, in one round trip."""
     try:
         async with svc.redis.pipeline(transaction=False) as pipe:
-            svc.user_limits.queue_get(pipe, user)
-            svc.reservations.queue_spent(pipe, user, now=now)
-            svc.credentials.queue_tools_of(pipe, user, tools)
-            raw_settings, raw_spent, *counts = await pipe.execute()
+            queue_money_rows(svc, pipe, user, now)
+            replies = await pipe.execute(raise_on_error=False)
     except RedisError as exc:
         raise LimitsUnavailable(f"limit counters unavailable: {exc}") from exc
-    return (svc.user_limits.parse(raw_settings), svc.reservations.parse_spent(raw_spent),
-            svc.credentials.parse_tools_of(tools, counts))
+    return parse_money_rows(svc, replies)
 
 
 def _ms(start: float) -> float:
@@ -122,12 +141,13 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
                  device: Device, headers: dict[bytes, bytes], client_ip: str, now: float,
                  decision_id: str,
                  user_rows: tuple[dict[bytes, bytes], bytes | None] | None = None,
-                 history: UserHistory | None = None) -> Decision:
+                 history: UserHistory | None = None, money_rows: MoneyRows | None = None) -> Decision:
     """Return the decision for a call that may go ahead, or raise the refusal.
 
     ``user_rows`` is the user's account directory hash and enrolment time when
     the caller fetched them already (in the same round trip as the session);
-    ``history`` the user's risk history when the caller read it already.
+    ``history`` the user's risk history and ``money_rows`` its limits, spend and
+    tools (:func:`queue_money_rows`) when the caller read them already.
     """
     action = matched.route.action
     moves_money = txn is not None and action.moves_money
@@ -176,7 +196,9 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
     to_others = txn is not None and bool(txn.payee) and txn.payee not in accounts
     settings = spent = tool_counts = None
     if moves_money:
-        settings, spent, tool_counts = await _money_rows(svc, user, now)
+        # a device bound just now may change what the user holds: read afresh then
+        fresh = money_rows is None or pending
+        settings, spent, tool_counts = await _money_rows(svc, user, now) if fresh else money_rows
     try:
         if moves_money:
             cap = svc.config.risk.high_risk_cap_fen

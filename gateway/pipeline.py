@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError
 
 from device_fingerprint.registry import Device, device_key, user_of_device, user_tag
 from gateway.assertion import AssertionClaims
-from gateway.decision import decide, finish, queue_user_rows
+from gateway.decision import decide, finish, parse_money_rows, queue_money_rows, queue_user_rows
 from gateway.device_check import SignedRequest
 from gateway.errors import GatewayError, NotFound, Unauthorized, UpstreamUnavailable
 from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST, UpstreamResponse
@@ -95,10 +95,15 @@ class ProxyPipeline:
                 pipe.hgetall(device_key(req.device_id))
                 pipe.hgetall(session_key)
                 queue_user_rows(svc, pipe, user)
+            n_rows = len(pipe)
             pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
             history_store.queue_read(pipe, user, payee=payee, device_id=req.device_id, now=now)
+            moves_money = txn is not None and matched.route.action.moves_money
+            if moves_money:  # the limits, spend and tools the decision will need
+                queue_money_rows(svc, pipe, user, now)
             replies = await pipe.execute(raise_on_error=False)
-        *rows, claimed, history_reply = replies
+        rows, (claimed, history_reply), money_replies = replies[:n_rows], replies[n_rows:n_rows + 2], \
+            replies[n_rows + 2:]
         if same_user:
             raw = rows[0]
             if isinstance(raw, NoScriptError):  # a server that has not seen the script yet
@@ -129,7 +134,8 @@ class ProxyPipeline:
         client = scope.get("client")
         d = await decide(svc, matched=matched, txn=txn, session=session, device=device,
                          headers=headers, client_ip=client[0] if client else "", now=now,
-                         decision_id=decision_id, user_rows=tuple(user_rows), history=history)
+                         decision_id=decision_id, user_rows=tuple(user_rows), history=history,
+                         money_rows=parse_money_rows(svc, money_replies) if moves_money else None)
         assert d.reached is not None
         token_str, claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,
