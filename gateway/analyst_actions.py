@@ -22,8 +22,10 @@ from gateway.rule_proposals import (
     ProposalStore,
     ProposalsUnavailable,
     RuleProposal,
+    backtest_summary,
 )
 from gateway.services import Services
+from gateway.text_fields import required_text
 from risk_engine import (
     DecisionNotFound,
     LabelInvalid,
@@ -32,10 +34,13 @@ from risk_engine import (
     RuleSet,
     RuleSetInvalid,
     RuleSetNotFound,
+    backtest,
+    compile_rule_set,
     submit_label,
 )
 
-__all__ = ["Conflict", "RuleSetRefused", "StateUnavailable", "approve_rules", "audit", "label_decision",
+__all__ = ["Conflict", "RuleSetRefused", "StateUnavailable", "approve_rules", "audit", "backtest_rules",
+           "label_decision", "stored_rules",
            "propose_rollback", "propose_rules", "proposals", "refusal", "reject_rules", "rule_set_refused", "rules_digest"]
 
 
@@ -99,9 +104,37 @@ async def audit(svc: Services, actor: str, action: str, details: dict[str, Any],
         raise refusal(exc) from exc
 
 
-async def propose_rules(svc: Services, rule_set: RuleSet, *, author: str, reason: str,
+def _reason(reason: object) -> str:
+    return required_text(reason, "reason", what="why this change")
+
+
+async def stored_rules(svc: Services, version: int) -> RuleSet:
+    """A published rule set version (404 ``rule_version_not_found``)."""
+    try:
+        return await svc.risk.rule_store.get(version)
+    except RuleSetNotFound as exc:
+        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+
+
+async def backtest_rules(svc: Services, rule_set: RuleSet) -> dict[str, Any]:
+    """Replay the recorded decisions with ``rule_set``; the summary a proposal also keeps.
+    Nothing is stored."""
+    try:
+        report = await backtest(svc.redis, compile_rule_set(rule_set), thresholds=svc.risk.thresholds)
+    except RuleSetInvalid as exc:
+        raise rule_set_refused(exc) from exc
+    except RiskStateUnavailable as exc:
+        raise StateUnavailable(message=str(exc)) from exc
+    return backtest_summary(report)
+
+
+async def propose_rules(svc: Services, rule_set: RuleSet, *, author: str, reason: object,
                         now: float) -> tuple[RuleProposal, int]:
-    """Store a proposal with its backtest; the proposal and its audit entry's number."""
+    """Store a proposal with its backtest; the proposal and its audit entry's number.
+    400 ``reason_required`` without a reason (before anything is backtested)."""
+    reason = _reason(reason)
     try:
         proposal = await proposals(svc).propose(rule_set, author=author, reason=reason, now=now)
     except RuleSetInvalid as exc:
@@ -120,16 +153,12 @@ async def propose_rules(svc: Services, rule_set: RuleSet, *, author: str, reason
     return proposal, seq
 
 
-async def propose_rollback(svc: Services, version: int, *, author: str, reason: str,
+async def propose_rollback(svc: Services, version: int, *, author: str, reason: object,
                            now: float) -> tuple[RuleProposal, int]:
     """Roll back by proposal: the rules of stored ``version`` become a new proposal, which
     a second person approves like any other (the rollback is a publish of old rules)."""
-    try:
-        old = await svc.risk.rule_store.get(version)
-    except RuleSetNotFound as exc:
-        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    reason = _reason(reason)
+    old = await stored_rules(svc, version)
     return await propose_rules(svc, old, author=author, reason=f"rollback to v{version}: {reason}",
                                now=now)
 
@@ -157,8 +186,9 @@ async def approve_rules(svc: Services, proposal_id: str, *, approver: str,
     return proposal, seq
 
 
-async def reject_rules(svc: Services, proposal_id: str, *, reviewer: str, reason: str,
+async def reject_rules(svc: Services, proposal_id: str, *, reviewer: str, reason: object,
                        now: float) -> tuple[RuleProposal, int]:
+    reason = _reason(reason)
     try:
         proposal = await proposals(svc).reject(proposal_id, rejector=reviewer, note=reason, now=now)
     except ProposalError as exc:

@@ -47,6 +47,7 @@ from gateway.rule_proposals import (
     RuleProposal,
 )
 from gateway.services import Services
+from gateway.text_fields import required_text
 from risk_engine import (
     DecisionEvent,
     Outcome,
@@ -71,17 +72,7 @@ FEED_MAX_SCAN = 20_000  # a filter matching nothing must not read the whole stre
 
 
 def _person(doc: dict[str, object], field: str) -> str:
-    who = doc.get(field)
-    if not isinstance(who, str) or not who.strip() or len(who) > 64:
-        raise BadRequest(f"{field}_required", f"{field} (who makes this change) is required")
-    return who.strip()
-
-
-def _text(doc: dict[str, object], field: str) -> str:
-    value = doc.get(field)
-    if not isinstance(value, str) or not value.strip() or len(value) > 1000:
-        raise BadRequest(f"{field}_required", f"{field} (why this change, up to 1000 characters) is required")
-    return value.strip()
+    return required_text(doc.get(field), field, what="who makes this change", limit=64)
 
 
 def query_count(request: Request, default: int = 50) -> int:
@@ -95,7 +86,7 @@ def query_count(request: Request, default: int = 50) -> int:
 async def create_proposal(request: Request) -> Response:
     svc = require_admin(request)
     doc = _json_body(request)
-    author, reason = _person(doc, "author"), _text(doc, "reason")
+    author, reason = _person(doc, "author"), doc.get("reason")
     try:
         rule_set = RuleSet.from_document({"rules": doc.get("rules")})
     except RuleSetInvalid as exc:
@@ -143,7 +134,7 @@ async def approve_proposal(request: Request) -> Response:
 async def reject_proposal(request: Request) -> Response:
     svc = require_admin(request)
     doc = _json_body(request)
-    reviewer, reason = _person(doc, "reviewer"), _text(doc, "reason")
+    reviewer, reason = _person(doc, "reviewer"), doc.get("reason")
     proposal, seq = await reject_rules(svc, request.path_params["proposal_id"], reviewer=reviewer,
                                        reason=reason, now=time.time())
     return json_response({**proposal.to_dict(), "audit_seq": seq})

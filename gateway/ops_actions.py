@@ -17,7 +17,7 @@ from typing import Any
 
 from auth_tools.dynamic_linking import format_amount
 from gateway.analyst_actions import audit
-from gateway.errors import BadRequest, GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.services import Services
 from gateway.switches import (
     TOOL_PARAMETERS,
@@ -28,6 +28,7 @@ from gateway.switches import (
     OpsVersionNotFound,
 )
 from gateway.switches_store import OpsRecord
+from gateway.text_fields import MAX_REASON, required_text
 from limits import Tier
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 MAX_AUTHOR = 64
-MAX_REASON = 1000
 
 
 class OpsRefused(GatewayError):
@@ -117,13 +117,6 @@ def in_force(svc: Services, settings: OpsSettings) -> dict[str, object]:
     return doc
 
 
-def _required(value: str, field: str, limit: int, what: str) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text or len(text) > limit:
-        raise BadRequest(f"{field}_required", f"{field} ({what}, up to {limit} characters) is required")
-    return text
-
-
 async def _publish(svc: Services, settings: OpsSettings, *, author: str, reason: str, now: float,
                    base_version: int | None, rollback_of: int | None = None) -> OpsRecord:
     try:
@@ -145,8 +138,8 @@ async def change_ops(svc: Services, document: Mapping[str, Any], *, author: str,
     ``ops_settings_invalid`` and its ``problems``; nothing is written then.
     Returns the new version's record and its audit entry's number.
     """
-    author = _required(author, "author", MAX_AUTHOR, "who makes this change")
-    reason = _required(reason, "reason", MAX_REASON, "why this change")
+    author = required_text(author, "author", what="who makes this change", limit=MAX_AUTHOR)
+    reason = required_text(reason, "reason", what="why this change")
     try:
         settings = svc.switches.parse(document, now=now)
     except OpsDocumentInvalid as exc:
@@ -167,8 +160,8 @@ async def rollback_ops(svc: Services, version: int, *, author: str, reason: str,
     on. 404 ``ops_version_not_found`` for an unknown version; ``base_version``
     as in :func:`change_ops`.
     """
-    author = _required(author, "author", MAX_AUTHOR, "who makes this change")
-    reason = _required(reason, "reason", MAX_REASON, "why this change")
+    author = required_text(author, "author", what="who makes this change", limit=MAX_AUTHOR)
+    reason = required_text(reason, "reason", what="why this change")
     try:
         stored = await svc.switches.store.get(version)
         settings = svc.switches.parse(stored.document)

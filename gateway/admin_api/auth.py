@@ -24,6 +24,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api_auth import _json_body
 from gateway.console.analysts import AnalystError, Permission
 from gateway.console.auth import (
     SignedIn,
@@ -61,13 +62,7 @@ def json_body(request: Request) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype != "application/json":
         raise BadRequest("unsupported_media_type", "send the body as application/json")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("invalid_json", "the request body is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise BadRequest("invalid_json", "the request body must be a JSON object")
-    return doc
+    return _json_body(request)
 
 
 def operation(permission: Permission, *alternatives: Permission) -> Callable[[Operation], Endpoint]:

@@ -22,12 +22,14 @@ from gateway.admin_api.auth import answer, json_body, operation
 from gateway.analyst_actions import (
     StateUnavailable,
     approve_rules,
+    backtest_rules,
     proposals,
     propose_rollback,
     propose_rules,
     refusal,
     reject_rules,
     rule_set_refused,
+    stored_rules,
 )
 from gateway.api_console import listed_proposals
 from gateway.console.analysts import Permission
@@ -35,15 +37,12 @@ from gateway.console.auth import SignedIn, may_reject, services
 from gateway.console.rule_text import parse_rule_text
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.rule_history import diff_rule_sets, rule_hit_counts
-from gateway.rule_proposals import ProposalError, backtest_summary
+from gateway.rule_proposals import ProposalError
 from gateway.services import Services
 from risk_engine import (
     RiskStateUnavailable,
     RuleSet,
     RuleSetInvalid,
-    RuleSetNotFound,
-    backtest,
-    compile_rule_set,
 )
 
 __all__ = ["ROUTES"]
@@ -60,13 +59,6 @@ def _version(raw: object, field: str) -> int:
     raise BadRequest(f"invalid_{field}", f"{field} must be a rule set version number")
 
 
-def _reason(doc: dict[str, Any]) -> str:
-    reason = doc.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
-        raise BadRequest("reason_required", "reason (why this change, up to 1000 characters) is required")
-    return reason.strip()
-
-
 def _rule_set(doc: dict[str, Any]) -> RuleSet:
     try:
         return RuleSet.from_document({"rules": doc.get("rules")})
@@ -75,13 +67,7 @@ def _rule_set(doc: dict[str, Any]) -> RuleSet:
 
 
 async def _stored(svc: Services, version: int) -> list[dict[str, Any]]:
-    try:
-        rule_set = await svc.risk.rule_store.get(version)
-    except RuleSetNotFound as exc:
-        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    return [r.to_dict() for r in rule_set.rules]
+    return [r.to_dict() for r in (await stored_rules(svc, version)).rules]
 
 
 async def _active_version(svc: Services) -> int | None:
@@ -142,23 +128,14 @@ async def validate(request: Request, who: SignedIn) -> Response:
 @operation(Permission.PROPOSE_RULES)
 async def dry_backtest(request: Request, who: SignedIn) -> Response:
     """Replay the recorded decisions with candidate rules; nothing is stored."""
-    rule_set = _rule_set(json_body(request))
-    svc = services(request)
-    try:
-        report = await backtest(svc.redis, compile_rule_set(rule_set), thresholds=svc.risk.thresholds)
-    except RuleSetInvalid as exc:
-        raise rule_set_refused(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    return answer({"backtest": backtest_summary(report)})
+    return answer({"backtest": await backtest_rules(services(request), _rule_set(json_body(request)))})
 
 
 @operation(Permission.PROPOSE_RULES)
 async def propose(request: Request, who: SignedIn) -> Response:
     doc = json_body(request)
-    rule_set, reason = _rule_set(doc), _reason(doc)
-    proposal, seq = await propose_rules(services(request), rule_set, author=who.name, reason=reason,
-                                        now=time.time())
+    proposal, seq = await propose_rules(services(request), _rule_set(doc), author=who.name,
+                                        reason=doc.get("reason"), now=time.time())
     return answer({**proposal.to_dict(), "audit_seq": seq}, status=201)
 
 
@@ -166,9 +143,8 @@ async def propose(request: Request, who: SignedIn) -> Response:
 async def rollback(request: Request, who: SignedIn) -> Response:
     """A proposal to publish a stored version's rules again, approved like any other."""
     doc = json_body(request)
-    version, reason = _version(doc.get("version"), "version"), _reason(doc)
-    proposal, seq = await propose_rollback(services(request), version, author=who.name, reason=reason,
-                                           now=time.time())
+    proposal, seq = await propose_rollback(services(request), _version(doc.get("version"), "version"),
+                                           author=who.name, reason=doc.get("reason"), now=time.time())
     return answer({**proposal.to_dict(), "audit_seq": seq}, status=201)
 
 
@@ -206,8 +182,8 @@ async def reject(request: Request, who: SignedIn) -> Response:
     if not may_reject(who, proposal.author):
         raise Forbidden("console_role_forbidden",
                         f"the {who.role.value} role may not reject another analyst's proposal")
-    reason = _reason(json_body(request))
-    proposal, seq = await reject_rules(svc, proposal_id, reviewer=who.name, reason=reason, now=time.time())
+    proposal, seq = await reject_rules(svc, proposal_id, reviewer=who.name,
+                                       reason=json_body(request).get("reason"), now=time.time())
     return answer({**proposal.to_dict(), "audit_seq": seq})
 
 

@@ -21,32 +21,26 @@ from starlette.routing import Route
 from gateway.analyst_actions import (
     StateUnavailable,
     approve_rules,
+    backtest_rules,
     proposals,
     propose_rollback,
     propose_rules,
     refusal,
     reject_rules,
-    rule_set_refused,
+    stored_rules,
 )
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, action, done, may_reject, page, services
 from gateway.console.render import fragment, render
 from gateway.console.rule_text import ParsedRules, parse_rule_text, rule_text
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
+from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.rule_history import diff_rule_sets, rule_hit_counts
 from gateway.rule_proposals import (
     ProposalError,
     ProposalStatus,
-    backtest_summary,
 )
 from risk_engine import (
     RiskStateUnavailable,
-    RuleSet,
-    RuleSetInvalid,
-    RuleSetNotFound,
-    RuleStore,
-    backtest,
-    compile_rule_set,
 )
 
 __all__ = ["ROUTES"]
@@ -93,22 +87,6 @@ def _diff_view(old: list[dict[str, Any]], new: list[dict[str, Any]], *, old_name
             "lines": [(_line_class(i, line), line) for i, line in enumerate(diff["unified"])]}
 
 
-async def _version_rules(store: RuleStore, version: int) -> RuleSet:
-    try:
-        return await store.get(version)
-    except RuleSetNotFound as exc:
-        raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-
-
-def _reason(fields: dict[str, str]) -> str:
-    reason = fields.get("reason", "").strip()
-    if not reason or len(reason) > 1000:
-        raise BadRequest("reason_required", "reason (why this change, up to 1000 characters) is required")
-    return reason
-
-
 @page(Permission.VIEW)
 async def rules_home(request: Request, who: SignedIn) -> Response:
     svc = services(request)
@@ -135,12 +113,12 @@ async def version_page(request: Request, who: SignedIn) -> Response:
     raw = request.query_params.get("against", "")
     if raw and not _VERSION_RE.match(raw):
         raise BadRequest("invalid_against", "against must be a rule set version number")
-    store = services(request).risk.rule_store
-    rule_set = await _version_rules(store, version)
+    svc = services(request)
+    rule_set = await stored_rules(svc, version)
     against = int(raw) if raw else (version - 1 if version > 1 else None)
-    old = [r.to_dict() for r in (await _version_rules(store, against)).rules] if against else []
+    old = [r.to_dict() for r in (await stored_rules(svc, against)).rules] if against else []
     try:
-        active = await store.active_version()
+        active = await svc.risk.rule_store.active_version()
     except RiskStateUnavailable as exc:
         raise StateUnavailable(message=str(exc)) from exc
     rules = [r.to_dict() for r in rule_set.rules]
@@ -154,9 +132,8 @@ async def version_page(request: Request, who: SignedIn) -> Response:
 async def rollback(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
     """Propose the rules of a stored version again; a second analyst approves it as usual."""
     version: int = request.path_params["version"]
-    reason = _reason(fields)
     proposal, seq = await propose_rollback(services(request), version, author=who.name,
-                                           reason=reason, now=time.time())
+                                           reason=fields.get("reason"), now=time.time())
     return done(request, f"/console/rules/proposals/{proposal.proposal_id}",
                 proposal_id=proposal.proposal_id, audit_seq=seq)
 
@@ -184,27 +161,16 @@ async def validate(request: Request, who: SignedIn, fields: dict[str, str]) -> R
 @action(Permission.PROPOSE_RULES)
 async def dry_backtest(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
     """Replay the recorded decisions with the edited rules; nothing is stored."""
-    parsed = _parsed(fields)
-    svc = services(request)
-    try:
-        report = await backtest(svc.redis, compile_rule_set(parsed.rule_set),  # type: ignore[arg-type]
-                                thresholds=svc.risk.thresholds)
-    except RuleSetInvalid as exc:
-        raise rule_set_refused(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-    summary = backtest_summary(report)
+    summary = await backtest_rules(services(request), _parsed(fields).rule_set)  # type: ignore[arg-type]
     return _json({"ok": True, "backtest": summary,
                   "html": fragment("_backtest.html", bt=summary)})
 
 
 @action(Permission.PROPOSE_RULES)
 async def propose(request: Request, who: SignedIn, fields: dict[str, str]) -> Response:
-    parsed, reason = _parsed(fields), _reason(fields)
-    svc = services(request)
-    now = time.time()
-    proposal, seq = await propose_rules(svc, parsed.rule_set, author=who.name,  # type: ignore[arg-type]
-                                        reason=reason, now=now)
+    parsed = _parsed(fields)
+    proposal, seq = await propose_rules(services(request), parsed.rule_set,  # type: ignore[arg-type]
+                                        author=who.name, reason=fields.get("reason"), now=time.time())
     return done(request, f"/console/rules/proposals/{proposal.proposal_id}",
                 proposal_id=proposal.proposal_id, audit_seq=seq)
 
@@ -217,7 +183,7 @@ async def proposal_page(request: Request, who: SignedIn) -> Response:
     except ProposalError as exc:
         raise refusal(exc) from exc
     base = proposal.base_version
-    old = [r.to_dict() for r in (await _version_rules(svc.risk.rule_store, base)).rules] if base else []
+    old = [r.to_dict() for r in (await stored_rules(svc, base)).rules] if base else []
     diff = _diff_view(old, list(proposal.rules), old_name=f"version {base}" if base else "nothing",
                       new_name=f"proposal {proposal.proposal_id}")
     return render("proposal.html", who=who, p=proposal, pending=proposal.status is ProposalStatus.PENDING,
@@ -247,11 +213,10 @@ async def reject(request: Request, who: SignedIn, fields: dict[str, str]) -> Res
         if not may_reject(who, proposal.author):
             raise Forbidden("console_role_forbidden",
                             f"the {who.role.value} role may not reject another analyst's proposal")
-        reason = _reason(fields)
-        now = time.time()
     except ProposalError as exc:
         raise refusal(exc) from exc
-    proposal, seq = await reject_rules(svc, proposal_id, reviewer=who.name, reason=reason, now=now)
+    proposal, seq = await reject_rules(svc, proposal_id, reviewer=who.name, reason=fields.get("reason"),
+                                       now=time.time())
     return done(request, f"/console/rules/proposals/{proposal_id}", audit_seq=seq)
 
 
