@@ -49,6 +49,7 @@ from gateway.rule_proposals import (
 from gateway.services import Services
 from gateway.text_fields import required_text
 from risk_engine import (
+    RECORDING_SLACK,
     DecisionEvent,
     Outcome,
     RiskLevel,
@@ -154,11 +155,6 @@ async def console_label(request: Request) -> Response:
                           "audit_seq": seq}, status=202)
 
 
-# Stream entries are recorded within moments of their decision: reading newest first, a
-# decision this much older than ``since`` ends the scan.
-_SINCE_SLACK = 3600.0
-
-
 def _instant(name: str, raw: str) -> str:
     """A time filter: unix seconds, or ISO 8601 (UTC unless it names an offset)."""
     text = raw.strip()
@@ -236,7 +232,7 @@ async def read_feed(redis: Redis, wanted: dict[str, str], *, count: int, before:
             consumed = 0
             for sid, event in rows:
                 consumed, scanned, last_id = consumed + 1, scanned + 1, sid
-                if since is not None and event.at < since - _SINCE_SLACK:
+                if since is not None and event.at < since - RECORDING_SLACK:
                     exhausted = True  # everything older is outside the window
                     break
                 if matches(event, wanted):

@@ -27,11 +27,12 @@ import numpy as np
 from risk_engine import (
     CHALLENGER,
     CHAMPION,
+    RECORDING_SLACK,
     DecisionEvent,
     Outcome,
     ProgressiveMetrics,
     RiskThresholds,
-    read_decisions,
+    iter_decisions,
     read_labels,
 )
 
@@ -50,9 +51,6 @@ __all__ = [
 
 HISTOGRAM_BINS = 10
 READ_PAGE = 1000
-# Decisions are recorded within seconds of being made, so the stream is in ``at`` order
-# up to this much: the scan stops at the first decision older than the window by more.
-RECORDING_SLACK = 3600.0
 
 
 def roc_auc(scores: Sequence[float], fraud: Sequence[bool]) -> float | None:
@@ -188,20 +186,17 @@ async def _recent_decisions(svc: Services, start: float, max_decisions: int
     """Decisions newer than ``start``, newest first, reading at most ``max_decisions``;
     also how many were read and whether the limit cut the window short."""
     found: list[DecisionEvent] = []
-    read, end = 0, "+"
-    while read < max_decisions:
-        want = min(READ_PAGE, max_decisions - read)
-        rows = await read_decisions(svc.redis, end=end, count=want, newest_first=True)
-        for _sid, event in rows:
-            read += 1
-            if event.at < start - RECORDING_SLACK:
-                return found, read, False
-            if event.at >= start:
-                found.append(event)
-        if len(rows) < want:  # the stream holds nothing older
-            return found, read, False
-        end = f"({rows[-1][0]}"
-    return found, read, True
+    read = 0
+    async for _sid, event in iter_decisions(svc.redis, page=min(READ_PAGE, max_decisions),
+                                            newest_first=True):
+        if read == max_decisions:
+            return found, read, True
+        read += 1
+        if event.at < start - RECORDING_SLACK:
+            break
+        if event.at >= start:
+            found.append(event)
+    return found, read, False
 
 
 async def model_report(svc: Services, *, now: float, days: int = 14, bucket_seconds: int = 86400,

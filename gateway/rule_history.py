@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from risk_engine import read_decisions
+from risk_engine import iter_decisions
 
 __all__ = ["RuleHits", "diff_rule_sets", "rule_hit_counts"]
 
@@ -45,19 +45,18 @@ async def rule_hit_counts(redis: Redis, *, scan: int = HIT_SCAN) -> RuleHits:
     """
     active: Counter[str] = Counter()
     shadow: Counter[str] = Counter()
-    scanned, end = 0, "+"
+    scanned = 0
     newest = oldest = None
-    while scanned < scan:
-        rows = await read_decisions(redis, end=end, count=min(_PAGE, scan - scanned), newest_first=True)
-        for _sid, event in rows:
-            active.update(event.rules_hit)
-            shadow.update(event.shadow_rules_hit)
-            newest = event.at if newest is None else newest
-            oldest = event.at
-        scanned += len(rows)
-        if len(rows) < _PAGE or not rows:
+    if scan < 1:
+        return RuleHits(0, None, None)
+    async for _sid, event in iter_decisions(redis, page=min(_PAGE, scan), newest_first=True):
+        active.update(event.rules_hit)
+        shadow.update(event.shadow_rules_hit)
+        newest = event.at if newest is None else newest
+        oldest = event.at
+        scanned += 1
+        if scanned >= scan:
             break
-        end = f"({rows[-1][0]}"
     return RuleHits(scanned, oldest, newest, dict(active), dict(shadow))
 
 

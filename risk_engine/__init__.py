@@ -12,6 +12,7 @@ from risk_engine.backtest import (
 from risk_engine.decision_chain import DecisionChainVerification
 from risk_engine.decisions import (
     DECISION_STREAM,
+    RECORDING_SLACK,
     DecisionEvent,
     Outcome,
     get_decision,
@@ -67,6 +68,7 @@ from risk_engine.tiers import MAX_TIER, TierPolicy, TierRequirement, required_ti
 from risk_engine.validation import compile_rule_set, validate_rule_set
 
 __all__ = [
+    "RECORDING_SLACK",
     "BATCH_LEARNING_RATE", "BacktestReport", "CHALLENGER", "CHAMPION", "ChangedOutcome", "CompiledRuleSet",
     "DECISION_STREAM", "DEFAULT_RULES", "DecisionEvent", "DecisionNotFound", "FEATURE_SCHEMA",
     "FeatureSchemaViolation", "FeatureType", "HistoryStore", "LABEL_STREAM", "Label",

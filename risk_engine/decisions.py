@@ -23,6 +23,7 @@ from risk_engine.errors import DecisionNotFound, RiskStateUnavailable
 
 __all__ = [
     "DECISION_STREAM",
+    "RECORDING_SLACK",
     "DecisionEvent",
     "Outcome",
     "get_decision",
@@ -38,6 +39,9 @@ STREAM_TAG = "{risk:decisions}"
 DECISION_STREAM = f"{STREAM_TAG}:stream"
 DEFAULT_MAXLEN = 1_000_000
 INDEX_TTL = 90 * 86400
+# Decisions are recorded within moments of being made, so the stream is in ``at`` order up to
+# this much: reading newest first, a decision older than a time window by more ends the scan.
+RECORDING_SLACK = 3600.0
 CHAIN_HEADS = f"{STREAM_TAG}:chain:heads"
 CHAIN_STARTS = f"{STREAM_TAG}:chain:starts"
 
@@ -154,17 +158,19 @@ async def read_decisions(redis: Redis, *, start: str = "-", end: str = "+",
     return [(rid.decode(), DecisionEvent.from_json(f[b"e"])) for rid, f in rows]
 
 
-async def iter_decisions(redis: Redis, *, start: str = "-", end: str = "+",
-                         page: int = 1000) -> AsyncIterator[tuple[str, DecisionEvent]]:
-    """Every decision between two stream ids, oldest first, paged."""
-    cursor = start
+async def iter_decisions(redis: Redis, *, start: str = "-", end: str = "+", page: int = 1000,
+                         newest_first: bool = False) -> AsyncIterator[tuple[str, DecisionEvent]]:
+    """Every decision between two stream ids, oldest (or newest) first, read a page at a time."""
     while True:
-        rows = await read_decisions(redis, start=cursor, end=end, count=page)
+        rows = await read_decisions(redis, start=start, end=end, count=page, newest_first=newest_first)
         for row in rows:
             yield row
         if len(rows) < page:
             return
-        cursor = "(" + rows[-1][0]
+        if newest_first:
+            end = "(" + rows[-1][0]
+        else:
+            start = "(" + rows[-1][0]
 
 
 async def get_decision(redis: Redis, decision_id: str) -> tuple[str, DecisionEvent]:
