@@ -30,7 +30,6 @@ from risk_engine import (
     DecisionNotFound,
     LabelInvalid,
     LabelSource,
-    RiskStateUnavailable,
     RuleSet,
     RuleSetInvalid,
     RuleSetNotFound,
@@ -114,8 +113,6 @@ async def stored_rules(svc: Services, version: int) -> RuleSet:
         return await svc.risk.rule_store.get(version)
     except RuleSetNotFound as exc:
         raise NotFound("rule_version_not_found", f"rule set version {version} does not exist") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
 
 
 async def backtest_rules(svc: Services, rule_set: RuleSet) -> dict[str, Any]:
@@ -125,8 +122,6 @@ async def backtest_rules(svc: Services, rule_set: RuleSet) -> dict[str, Any]:
         report = await backtest(svc.redis, compile_rule_set(rule_set), thresholds=svc.risk.thresholds)
     except RuleSetInvalid as exc:
         raise rule_set_refused(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     return backtest_summary(report)
 
 
@@ -141,8 +136,6 @@ async def propose_rules(svc: Services, rule_set: RuleSet, *, author: str, reason
         raise rule_set_refused(exc) from exc
     except ProposalError as exc:
         raise refusal(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     bt = proposal.backtest
     seq = await audit(svc, author, "rule_proposal.create", {
         "proposal_id": proposal.proposal_id, "reason": reason,
@@ -177,8 +170,6 @@ async def approve_rules(svc: Services, proposal_id: str, *, approver: str,
         raise refusal(exc) from exc
     except RuleSetInvalid as exc:
         raise rule_set_refused(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     seq = await audit(svc, approver, "rule_proposal.approve", {
         "proposal_id": proposal_id, "author": proposal.author, "approver": approver,
         "published_version": proposal.published_version, "rules_sha256": rules_digest(proposal),
@@ -209,8 +200,6 @@ async def label_decision(svc: Services, decision_id: str, *, fraud: bool, author
         raise NotFound("decision_not_found", "no recorded decision with that id") from exc
     except LabelInvalid as exc:
         raise BadRequest("label_invalid", str(exc)) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     status = "queued" if queued else "kept_stronger_label"
     seq = await audit(svc, author, "decision.label",
                       {"decision_id": decision_id, "fraud": fraud, "status": status}, now)

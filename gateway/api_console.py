@@ -28,7 +28,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.analyst_actions import (
-    StateUnavailable,
     approve_rules,
     label_decision,
     proposals,
@@ -53,7 +52,6 @@ from risk_engine import (
     DecisionEvent,
     Outcome,
     RiskLevel,
-    RiskStateUnavailable,
     RuleSet,
     RuleSetInvalid,
     read_decisions,
@@ -226,25 +224,22 @@ async def read_feed(redis: Redis, wanted: dict[str, str], *, count: int, before:
     found: list[dict[str, Any]] = []
     scanned, last_id, exhausted = 0, before, False
     since = float(wanted["since"]) if "since" in wanted else None
-    try:
-        while len(found) < count and scanned < FEED_MAX_SCAN:
-            rows = await read_decisions(redis, end=end, count=FEED_PAGE, newest_first=True)
-            consumed = 0
-            for sid, event in rows:
-                consumed, scanned, last_id = consumed + 1, scanned + 1, sid
-                if since is not None and event.at < since - RECORDING_SLACK:
-                    exhausted = True  # everything older is outside the window
-                    break
-                if matches(event, wanted):
-                    found.append({"stream_id": sid, **asdict(event)})
-                    if len(found) >= count:
-                        break
-            exhausted = exhausted or (len(rows) < FEED_PAGE and consumed == len(rows))
-            if exhausted:
+    while len(found) < count and scanned < FEED_MAX_SCAN:
+        rows = await read_decisions(redis, end=end, count=FEED_PAGE, newest_first=True)
+        consumed = 0
+        for sid, event in rows:
+            consumed, scanned, last_id = consumed + 1, scanned + 1, sid
+            if since is not None and event.at < since - RECORDING_SLACK:
+                exhausted = True  # everything older is outside the window
                 break
-            end = f"({last_id}"
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+            if matches(event, wanted):
+                found.append({"stream_id": sid, **asdict(event)})
+                if len(found) >= count:
+                    break
+        exhausted = exhausted or (len(rows) < FEED_PAGE and consumed == len(rows))
+        if exhausted:
+            break
+        end = f"({last_id}"
     return FeedPage(found, scanned, None if exhausted else last_id)
 
 

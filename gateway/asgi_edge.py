@@ -24,6 +24,7 @@ from gateway.errors import GatewayError, PayloadTooLarge, status_for
 from gateway.log_format import current_request_id
 from gateway.metrics import GatewayMetrics
 from limits.errors import LimitsError
+from risk_engine.errors import RiskStateUnavailable
 
 __all__ = ["EdgeMiddleware"]
 
@@ -114,8 +115,9 @@ class EdgeMiddleware:
             if started:
                 log.exception("error after the response started (request %s)", request_id)
                 raise
-            if isinstance(exc, RedisError):
-                # Fail closed: without its state the gateway decides nothing.
+            if isinstance(exc, RedisError | RiskStateUnavailable):
+                # Fail closed: without its state the gateway decides nothing. (The risk
+                # engine wraps the Redis errors of its own stores.)
                 if (m := self.metrics()) is not None:
                     m.redis_errors.inc()
                 log.error("Redis unavailable (request %s): %s", request_id, exc)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from gateway.analyst_actions import StateUnavailable, audit, label_decision
+from gateway.analyst_actions import audit, label_decision
 from gateway.errors import BadRequest, NotFound
 from gateway.services import Services
 from risk_engine import (
@@ -23,7 +23,6 @@ from risk_engine import (
     DecisionNotFound,
     Label,
     RiskLevel,
-    RiskStateUnavailable,
     get_decision,
     read_decisions,
     read_labels,
@@ -50,8 +49,6 @@ async def recorded_decision(redis: Redis, decision_id: str) -> DecisionEvent:
         _sid, event = await get_decision(redis, decision_id)
     except DecisionNotFound as exc:
         raise NotFound("decision_not_found", "no recorded decision with that id") from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     return event
 
 
@@ -96,12 +93,9 @@ class ReviewQueue:
 
 async def review_queue(redis: Redis, *, scan: int = REVIEW_SCAN, size: int = REVIEW_SIZE) -> ReviewQueue:
     """The newest risky decisions still waiting for an analyst's label, newest first."""
-    try:
-        rows = await read_decisions(redis, count=scan, newest_first=True)
-        risky = [e for _sid, e in rows if e.level in REVIEW_LEVELS]
-        labels = await read_labels(redis, [e.decision_id for e in risky])
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    rows = await read_decisions(redis, count=scan, newest_first=True)
+    risky = [e for _sid, e in rows if e.level in REVIEW_LEVELS]
+    labels = await read_labels(redis, [e.decision_id for e in risky])
     todo = [e for e in risky
             if e.decision_id not in labels or not labels[e.decision_id].source.strong][:size]
     ids = [e.decision_id for e in todo]

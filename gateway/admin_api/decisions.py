@@ -16,7 +16,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin_api.auth import answer, json_body, operation
-from gateway.analyst_actions import StateUnavailable
 from gateway.api_console import feed_cursor, feed_filter, query_count, read_feed
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, services
@@ -27,7 +26,7 @@ from gateway.decision_review import (
     review_queue,
     unsure_marks,
 )
-from risk_engine import Label, RiskStateUnavailable, read_labels
+from risk_engine import Label, read_labels
 
 __all__ = ["ROUTES"]
 
@@ -40,10 +39,7 @@ def _label(label: Label | None) -> dict[str, Any] | None:
 
 
 async def _labels(redis: Redis, ids: list[str]) -> dict[str, Label]:
-    try:
-        return await read_labels(redis, ids)
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    return await read_labels(redis, ids)
 
 
 @operation(Permission.VIEW)

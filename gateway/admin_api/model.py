@@ -11,12 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin_api.auth import answer, operation
-from gateway.analyst_actions import StateUnavailable
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, services
 from gateway.console.model_pages import bucket_for, window_days
 from gateway.model_report import model_report
-from risk_engine import RiskStateUnavailable
 
 __all__ = ["ROUTES"]
 
@@ -25,11 +23,8 @@ __all__ = ["ROUTES"]
 async def report(request: Request, who: SignedIn) -> Response:
     """``days`` (1..90, 14 by default): by the hour up to two days, else by the day."""
     days = window_days(request.query_params.get("days"))
-    try:
-        doc = await model_report(services(request), now=time.time(), days=days,
-                                 bucket_seconds=bucket_for(days))
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    doc = await model_report(services(request), now=time.time(), days=days,
+                             bucket_seconds=bucket_for(days))
     return answer(doc)
 
 

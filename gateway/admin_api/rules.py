@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from gateway.admin_api.auth import answer, json_body, operation
 from gateway.analyst_actions import (
-    StateUnavailable,
     approve_rules,
     backtest_rules,
     proposals,
@@ -40,7 +39,6 @@ from gateway.rule_history import diff_rule_sets, rule_hit_counts
 from gateway.rule_proposals import ProposalError
 from gateway.services import Services
 from risk_engine import (
-    RiskStateUnavailable,
     RuleSet,
     RuleSetInvalid,
 )
@@ -70,23 +68,13 @@ async def _stored(svc: Services, version: int) -> list[dict[str, Any]]:
     return [r.to_dict() for r in (await stored_rules(svc, version)).rules]
 
 
-async def _active_version(svc: Services) -> int | None:
-    try:
-        return await svc.risk.rule_store.active_version()
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
-
-
 @operation(Permission.VIEW)
 async def active(request: Request, who: SignedIn) -> Response:
     """The active version and its rules, each rule's recent hits, the publish history."""
     svc = services(request)
-    version = await _active_version(svc)
-    try:
-        history = await svc.risk.rule_store.audit(HISTORY)
-        hits = await rule_hit_counts(svc.redis)
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    version = await svc.risk.rule_store.active_version()
+    history = await svc.risk.rule_store.audit(HISTORY)
+    hits = await rule_hit_counts(svc.redis)
     return answer({"version": version,
                    "rules": await _stored(svc, version) if version is not None else [],
                    "hits": hits.to_dict(), "history": [asdict(e) for e in history]})
@@ -97,7 +85,7 @@ async def stored_version(request: Request, who: SignedIn) -> Response:
     svc = services(request)
     version = _version(request.path_params["version"], "version")
     rules = await _stored(svc, version)
-    return answer({"version": version, "active": version == await _active_version(svc), "rules": rules})
+    return answer({"version": version, "active": version == await svc.risk.rule_store.active_version(), "rules": rules})
 
 
 @operation(Permission.VIEW)
@@ -106,7 +94,7 @@ async def diff(request: Request, who: SignedIn) -> Response:
     svc = services(request)
     q = request.query_params
     old = _version(q.get("from"), "from")
-    new = _version(q["to"], "to") if "to" in q else await _active_version(svc)
+    new = _version(q["to"], "to") if "to" in q else await svc.risk.rule_store.active_version()
     if new is None:
         raise NotFound("rule_version_not_found", "no rule set has been published")
     changes = diff_rule_sets(await _stored(svc, old), await _stored(svc, new),

@@ -13,14 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.analyst_actions import StateUnavailable
 from gateway.console.analysts import Permission
 from gateway.console.auth import SignedIn, page, services
 from gateway.console.render import render
 from gateway.console.svg_chart import Series, bar_chart, line_chart, percent
 from gateway.errors import BadRequest
 from gateway.model_report import model_report
-from risk_engine import RiskStateUnavailable
 
 __all__ = ["ROUTES", "bucket_for", "window_days"]
 
@@ -84,11 +82,8 @@ def charts(report: dict[str, Any]) -> dict[str, Markup]:
 async def model_page(request: Request, who: SignedIn) -> Response:
     days = window_days(request.query_params.get("days"))
     bucket_seconds = bucket_for(days)
-    try:
-        report = await model_report(services(request), now=time.time(), days=days,
-                                    bucket_seconds=bucket_seconds)
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    report = await model_report(services(request), now=time.time(), days=days,
+                                bucket_seconds=bucket_seconds)
     rows = [dict(b, label=_bucket_label(b["start"], bucket_seconds)) for b in report["buckets"]]
     return render("model.html", who=who, report=report, charts=charts(report), rows=rows,
                   days=days, levels=LEVELS)

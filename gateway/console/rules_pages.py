@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.analyst_actions import (
-    StateUnavailable,
     approve_rules,
     backtest_rules,
     proposals,
@@ -38,9 +37,6 @@ from gateway.rule_history import diff_rule_sets, rule_hit_counts
 from gateway.rule_proposals import (
     ProposalError,
     ProposalStatus,
-)
-from risk_engine import (
-    RiskStateUnavailable,
 )
 
 __all__ = ["ROUTES"]
@@ -99,8 +95,6 @@ async def rules_home(request: Request, who: SignedIn) -> Response:
         hits = await rule_hit_counts(svc.redis)
     except ProposalError as exc:
         raise refusal(exc) from exc
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
     return render("rules.html", who=who, version=version,
                   rules=[r.to_dict() for r in active.rules] if active else [],
                   history=history, proposals=pending, hits=hits)
@@ -117,10 +111,7 @@ async def version_page(request: Request, who: SignedIn) -> Response:
     rule_set = await stored_rules(svc, version)
     against = int(raw) if raw else (version - 1 if version > 1 else None)
     old = [r.to_dict() for r in (await stored_rules(svc, against)).rules] if against else []
-    try:
-        active = await svc.risk.rule_store.active_version()
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    active = await svc.risk.rule_store.active_version()
     rules = [r.to_dict() for r in rule_set.rules]
     diff = _diff_view(old, rules, old_name=f"version {against}" if against else "nothing",
                       new_name=f"version {version}")
@@ -141,11 +132,8 @@ async def rollback(request: Request, who: SignedIn, fields: dict[str, str]) -> R
 @page(Permission.PROPOSE_RULES)
 async def editor(request: Request, who: SignedIn) -> Response:
     store = services(request).risk.rule_store
-    try:
-        version = await store.active_version()
-        active = await store.active() if version is not None else None
-    except RiskStateUnavailable as exc:
-        raise StateUnavailable(message=str(exc)) from exc
+    version = await store.active_version()
+    active = await store.active() if version is not None else None
     text = rule_text([r.to_dict() for r in active.rules] if active else [])
     return render("rule_edit.html", who=who, version=version, text=text)
 

@@ -216,3 +216,17 @@ async def test_feed_filters_by_time(console):
     for bad in ("yesterday", "2026-13-01", "99999999999999"):
         r = await alice.http.get(f"/console/decisions?since={bad}")
         assert (r.status_code, r.json()["error"]) == (400, "invalid_time"), bad
+
+
+async def test_a_risk_store_failure_is_503_with_retry_after(console, monkeypatch):
+    from risk_engine import RiskStateUnavailable
+
+    vera = await console.analyst("vera", Role.VIEWER)
+
+    async def unreachable(*args, **kwargs):
+        raise RiskStateUnavailable("reading the active rule version failed: connection refused")
+
+    monkeypatch.setattr(console.gw.services.risk.rule_store, "active_version", unreachable)
+    page = await vera.http.get("/console/rules")
+    assert (page.status_code, page.json()["error"]) == (503, "state_unavailable")
+    assert page.headers["retry-after"] == "1"
