@@ -103,14 +103,12 @@ def queue_user_rows(svc: Services, pipe, user: str) -> None:  # noqa: ANN001 - a
 MoneyRows = tuple[UserLimits, Spent, dict[str, int]]
 
 
-def queue_money_rows(svc: Services, pipe, user: str, now: float) -> int:  # noqa: ANN001 - a pipeline
+def queue_money_rows(svc: Services, pipe, user: str, now: float) -> None:  # noqa: ANN001 - a pipeline
     """Queue the reads a money movement needs: the user's own limits, today's spend and the
-    enrolled tools. Returns how many replies they take; :func:`parse_money_rows` reads them."""
-    tools = _held_tools(svc)
+    enrolled tools; :func:`parse_money_rows` reads their replies."""
     svc.user_limits.queue_get(pipe, user)
     svc.reservations.queue_spent(pipe, user, now=now)
-    svc.credentials.queue_tools_of(pipe, user, tools)
-    return 2 + len(tools)
+    svc.credentials.queue_tools_of(pipe, user, _held_tools(svc))
 
 
 def parse_money_rows(svc: Services, replies: list[object]) -> MoneyRows:
@@ -139,15 +137,14 @@ def _ms(start: float) -> float:
 
 async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | None, session: Session,
                  device: Device, headers: dict[bytes, bytes], client_ip: str, now: float,
-                 decision_id: str,
-                 user_rows: tuple[dict[bytes, bytes], bytes | None] | None = None,
-                 history: UserHistory | None = None, money_rows: MoneyRows | None = None) -> Decision:
+                 decision_id: str, user_rows: tuple[dict[bytes, bytes], bytes | None],
+                 history: UserHistory, money_rows: MoneyRows | None) -> Decision:
     """Return the decision for a call that may go ahead, or raise the refusal.
 
-    ``user_rows`` is the user's account directory hash and enrolment time when
-    the caller fetched them already (in the same round trip as the session);
-    ``history`` the user's risk history and ``money_rows`` its limits, spend and
-    tools (:func:`queue_money_rows`) when the caller read them already.
+    The caller read, in the request's first round trip: ``user_rows``, the user's account
+    directory hash and enrolment time (:func:`queue_user_rows`); ``history``, the user's
+    risk history; and for a money movement ``money_rows``, its limits, spend and tools
+    (:func:`queue_money_rows`).
     """
     action = matched.route.action
     moves_money = txn is not None and action.moves_money
@@ -155,11 +152,7 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
     t0 = time.perf_counter()
     rec = svc.recognition
     await rec.check_pin(session, client_ip)
-    if user_rows is None:
-        async with svc.redis.pipeline(transaction=False) as pipe:
-            queue_user_rows(svc, pipe, user)
-            user_rows = tuple(await pipe.execute())  # type: ignore[assignment]
-    raw_accounts, raw_created = user_rows  # type: ignore[misc]
+    raw_accounts, raw_created = user_rows
     accounts = AccountDirectory.parse(raw_accounts) if txn is not None else {}
     account_class = svc.accounts.class_of(accounts, txn.source) if txn is not None else None
     pending = device.status is DeviceStatus.PENDING
