@@ -111,9 +111,8 @@ def in_force(svc: Services, settings: OpsSettings) -> dict[str, object]:
     doc: dict[str, object] = {"tiers": {t.label: {
         "per_transaction": format_amount(limits.tier_limit(t).per_transaction),
         "daily": format_amount(limits.tier_limit(t).daily)} for t in Tier}}
-    for name in TOOL_PARAMETERS:
-        override = getattr(settings.parameters, name)
-        doc[name] = override if override is not None else getattr(switches.base_stepup, name)
+    stepup = settings.parameters.stepup(switches.base_stepup)
+    doc.update({name: getattr(stepup, name) for name in TOOL_PARAMETERS})
     return doc
 
 

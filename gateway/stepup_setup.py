@@ -50,10 +50,10 @@ def sms_sender_for(cfg: StepUpConfig, redis: Redis) -> SmsSender:
     return DevOutbox(redis=redis)
 
 
-def sms_policy_for(cfg: StepUpConfig, *, digits: int | None = None, ttl: int | None = None) -> SmsPolicy:
-    """The SMS code length and lifetime: ``stepup.sms_code_*``, or the operations
-    parameters' overrides (gateway.switches) when given."""
-    return SmsPolicy(ttl=float(ttl or cfg.sms_code_ttl), digits=digits or cfg.sms_code_digits)
+def sms_policy_for(cfg: StepUpConfig) -> SmsPolicy:
+    """The SMS code length and lifetime of ``stepup.sms_code_*`` (with the operations
+    parameters' overrides: gateway.switches.Parameters.stepup)."""
+    return SmsPolicy(ttl=float(cfg.sms_code_ttl), digits=cfg.sms_code_digits)
 
 
 def default_stepup_tools() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from limits.errors import LimitsConfigInvalid
 
 if TYPE_CHECKING:
     from device_fingerprint.registry import Device
+    from gateway.config import StepUpConfig
 
 __all__ = [
     "CHANNELS",
@@ -156,6 +157,12 @@ class Parameters:
             return base
         table = tuple(self.tiers.get(t, base.tier_limit(t)) for t in Tier)
         return replace(base, tiers=table)
+
+    def stepup(self, base: StepUpConfig) -> StepUpConfig:
+        """The step-up configuration with these overrides (each parameter is named after
+        the ``stepup`` setting it overrides)."""
+        overrides = {name: getattr(self, name) for name in TOOL_PARAMETERS if getattr(self, name) is not None}
+        return replace(base, **overrides) if overrides else base
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {}

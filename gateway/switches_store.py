@@ -212,16 +212,16 @@ def _apply_parameters(svc: Services, p: Parameters, base_limits: LimitsConfig,
         svc.limits = limits
         svc.reservations = ReservationStore(svc.redis, limits)
         svc.user_limits = UserLimitStore(svc.redis, limits)
-    policy = replace(svc.tool_lockout.policy,
-                     max_failures=p.tool_max_failures or base_stepup.tool_max_failures,
-                     lock_seconds=p.tool_lockout_seconds or base_stepup.tool_lockout_seconds)
+    cfg = p.stepup(base_stepup)
+    policy = replace(svc.tool_lockout.policy, max_failures=cfg.tool_max_failures,
+                     lock_seconds=cfg.tool_lockout_seconds)
     if policy != svc.tool_lockout.policy:
         svc.tool_lockout = ToolLockout(svc.redis, policy)
-    ttls = (p.challenge_ttl or base_stepup.challenge_ttl, p.approval_ttl or base_stepup.approval_ttl)
-    if ttls != (svc.challenges.challenge_ttl, svc.challenges.approval_ttl):
-        svc.challenges = ChallengeStore(svc.redis, challenge_ttl=ttls[0], approval_ttl=ttls[1])
+    if (cfg.challenge_ttl, cfg.approval_ttl) != (svc.challenges.challenge_ttl, svc.challenges.approval_ttl):
+        svc.challenges = ChallengeStore(svc.redis, challenge_ttl=cfg.challenge_ttl,
+                                        approval_ttl=cfg.approval_ttl)
     # Codes already sent keep the length and expiry they were sent with (in their state).
-    svc.sms_policy = sms_policy_for(base_stepup, digits=p.sms_code_digits, ttl=p.sms_code_ttl)
+    svc.sms_policy = sms_policy_for(cfg)
 
 
 async def ops_settings(svc: Services, now: float) -> OpsSettings:

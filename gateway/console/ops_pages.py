@@ -100,13 +100,13 @@ def _tier_rows(svc: Services, settings: OpsSettings) -> list[dict[str, Any]]:
 
 def _tool_rows(svc: Services, settings: OpsSettings) -> list[dict[str, Any]]:
     rows = []
+    base = svc.switches.base_stepup
+    in_force = settings.parameters.stepup(base)
     for name, (low, high) in TOOL_PARAMETERS.items():
-        override = getattr(settings.parameters, name)
-        configured = getattr(svc.switches.base_stepup, name)
         label, unit = TOOL_LABELS.get(name, (name, ""))
         rows.append({"name": name, "label": label, "unit": unit, "low": low, "high": high,
-                     "override": override, "configured": configured,
-                     "in_force": override if override is not None else configured})
+                     "override": getattr(settings.parameters, name), "configured": getattr(base, name),
+                     "in_force": getattr(in_force, name)})
     return rows
 
 
