@@ -13,14 +13,12 @@ from gateway.audit_trail import LOG_KEY, entry_hash
 from risk_engine import (
     DecisionEvent,
     LabelSource,
-    RequestFacts,
     record_decisions,
-    required_tier,
     submit_label,
 )
+from tests.console.decisions import NOW, decide, facts
 
 ADMIN = "admin-token-for-the-console-tests-01"
-NOW = 1_790_000_000.0
 SOURCE = "6222020000000001"
 CATCH_DISSIMILAR = [{"id": "dissimilar_device_money", "effect": "min_level", "level": "medium",
                      "expression": "moves_money && device_similarity < 0.5 && amount_cny >= 2000",
@@ -35,41 +33,17 @@ async def _admin(gw, method: str, path: str, json: object = None, token: str | N
         return await http.request(method, path, json=json)
 
 
-def _facts(**kw) -> RequestFacts:
-    base = dict(user_id="alice", action="transfer", moves_money=True, amount_fen=80_000,
-                payee="p-known", device_id="alice.dev1", device_status="bound",
-                device_created=NOW - 400 * 86400, ip="10.0.0.1", geo=(31.23, 121.47),
-                account_created=NOW - 1000 * 86400, account_class="I")
-    base.update(kw)
-    return RequestFacts(**base)
-
-
-async def _decide(gw, facts: RequestFacts, at: float, decision_id: str) -> None:
-    """One decision through the gateway's own risk engine, recorded on the stream."""
-    engine = gw.services.risk
-    features, a = await engine.assess(facts, at)
-    req = required_tier(facts.action, facts.amount_fen, a.level, facts.device_status,
-                        moves_money=facts.moves_money, payee_new=bool(features["payee_new"]))
-    outcome = "blocked" if req.refused else "step_up" if req.tier > 2 else "allowed"
-    await engine.record(DecisionEvent.build(
-        decision_id=decision_id, at=at, user_id=facts.user_id, action=facts.action,
-        amount_fen=facts.amount_fen, moves_money=facts.moves_money,
-        device_status=facts.device_status, features=features, assessment=a,
-        required_tier=req.tier, base_tier=req.base_tier, session_tier=2, outcome=outcome))
-    await engine.after_decision(facts, decision_id=decision_id, now=at, completed=True)
-
-
 async def _history_with_missed_fraud(gw) -> None:
     """20 ordinary labelled transfers and 3 frauds from unfamiliar devices the
     current rules let through, all labelled."""
     redis = gw.services.redis
     for i in range(20):
-        await _decide(gw, _facts(user_id=f"u{i}"), NOW - 86400 * 3 + i, f"warm{i}")
+        await decide(gw, facts(user_id=f"u{i}"), NOW - 86400 * 3 + i, f"warm{i}")
     for i in range(20):
-        await _decide(gw, _facts(user_id=f"u{i}"), NOW + i, f"ok{i}")
+        await decide(gw, facts(user_id=f"u{i}"), NOW + i, f"ok{i}")
         await submit_label(redis, f"ok{i}", fraud=False, source=LabelSource.ANALYST, now=NOW + 99)
     for i in range(3):
-        await _decide(gw, _facts(user_id=f"v{i}", amount_fen=400_000, device_similarity=0.2),
+        await decide(gw, facts(user_id=f"v{i}", amount_fen=400_000, device_similarity=0.2),
                       NOW + 50 + i, f"fraud{i}")
         await submit_label(redis, f"fraud{i}", fraud=True, source="upstream_report", now=NOW + 99)
 
@@ -123,7 +97,7 @@ async def test_rule_is_published_only_when_another_person_approves(gateway_facto
 
     # the published rule is live: it hits a fresh takeover attempt
     _features, a = await gw.services.risk.assess(
-        _facts(user_id="v9", amount_fen=400_000, device_similarity=0.2), time.time() + 2)
+        facts(user_id="v9", amount_fen=400_000, device_similarity=0.2), time.time() + 2)
     assert "dissimilar_device_money" in a.rules_hit
 
     trail = (await _admin(gw, "GET", "/admin/audit")).json()["entries"]
@@ -180,7 +154,7 @@ async def test_two_approvers_at_once_publish_once(gateway_factory):
 
 
 async def _some_console_changes(gw) -> None:
-    await _decide(gw, _facts(), NOW, "d1")
+    await decide(gw, facts(), NOW, "d1")
     p = (await _propose(gw)).json()
     await _admin(gw, "POST", f"/admin/rule-proposals/{p['id']}/reject",
                  {"reviewer": "analyst-2", "reason": "too broad"})
