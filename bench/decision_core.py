@@ -56,7 +56,7 @@ from risk_engine import (  # noqa: E402
     record_decision,
     submit_label,
 )
-from risk_engine.history import AmountStats, RecentTxn  # noqa: E402
+from risk_engine.history import AmountStats  # noqa: E402
 
 NOW = 1_790_000_000.0
 
@@ -81,8 +81,8 @@ def _population(n: int, rng: random.Random) -> list[tuple[RequestFacts, UserHist
             geo=(31.2, 121.4), account_created=NOW - 2000 * 86400,
             device_signals={"hooked": fraud and rng.random() < 0.5})
         history = UserHistory(
-            recent=tuple(RecentTxn(NOW - rng.uniform(0, 86400), 50_000, "x", False)
-                         for _ in range(rng.randint(0, 6))),
+            txn_count_24h=(n := rng.randint(0, 6)), txn_count_1h=rng.randint(0, n),
+            amount_sum_24h_fen=50_000 * n,
             amount=AmountStats(rng.uniform(3, 50), 10.0, 1.0), amount_updated=NOW - 86400,
             payee_first_seen=None if fraud else NOW - 90 * 86400,
             hours=tuple(float(rng.randint(0, 5)) for _ in range(24)), last_ip="10.0.0.1",

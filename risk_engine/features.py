@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from risk_engine.history import UserHistory, payee_digest
+from risk_engine.history import UserHistory
 
 __all__ = ["RequestFacts", "extract_features", "local_hour"]
 
@@ -82,12 +82,9 @@ def extract_features(facts: RequestFacts, history: UserHistory, now: float
     payee_age_h = (now - history.payee_first_seen) / HOUR if payee_known else 0.0
     payee_new = bool(facts.payee) and not payee_known
 
-    hour_ago, day_ago = now - HOUR, now - DAY
-    recent = [t for t in history.recent if t.at > day_ago]
-    digest = payee_digest(facts.payee) if facts.payee else ""
     # a payee first paid in the last day is "added in 24h" even though it is known now
-    payee_added_24h = payee_new or (payee_known and payee_age_h < 24.0) or any(
-        t.payee == digest and t.payee_new for t in recent)
+    payee_added_24h = payee_new or (payee_known and payee_age_h < 24.0) or (
+        bool(facts.payee) and history.payee_new_24h)
 
     hour = local_hour(now, facts.utc_offset_hours)
     hours = history.hours
@@ -119,12 +116,12 @@ def extract_features(facts: RequestFacts, history: UserHistory, now: float
         "payee_new": payee_new,
         "payee_age_hours": payee_age_h,
         "payee_added_24h": bool(payee_added_24h),
-        "txn_count_1h": float(sum(1 for t in recent if t.at > hour_ago)),
-        "txn_count_24h": float(len(recent)),
-        "amount_sum_24h_cny": sum(t.amount_fen for t in recent) / 100.0,
-        "new_payees_24h": float(len({t.payee for t in recent if t.payee_new})),
-        "stepup_fail_1h": float(sum(1 for t in history.stepup_failures if t > hour_ago)),
-        "stepup_fail_24h": float(sum(1 for t in history.stepup_failures if t > day_ago)),
+        "txn_count_1h": float(history.txn_count_1h),
+        "txn_count_24h": float(history.txn_count_24h),
+        "amount_sum_24h_cny": history.amount_sum_24h_fen / 100.0,
+        "new_payees_24h": float(history.new_payees_24h),
+        "stepup_fail_1h": float(history.stepup_fail_1h),
+        "stepup_fail_24h": float(history.stepup_fail_24h),
         "hour_of_day": float(hour),
         "night": hour < 6,
         "hour_share": share,

@@ -35,6 +35,7 @@ DAY = 86400.0
 AMOUNT_DECAY_SECONDS = 90 * DAY  # e-folding time of the amount habit
 HOUR_DECAY_SECONDS = 90 * DAY
 VELOCITY_WINDOW = DAY
+VELOCITY_HOUR = 3600.0
 STATE_TTL = 400 * DAY  # history of users who went quiet expires
 
 
@@ -66,19 +67,21 @@ class AmountStats:
 
 
 @dataclass(frozen=True, slots=True)
-class RecentTxn:
-    at: float
-    amount_fen: int
-    payee: str
-    payee_new: bool
-
-
-@dataclass(frozen=True, slots=True)
 class UserHistory:
-    """What Redis holds about a user, read in one round trip before the decision."""
+    """What Redis holds about a user, read in one round trip before the decision.
 
-    recent: tuple[RecentTxn, ...] = ()
-    stepup_failures: tuple[float, ...] = ()
+    The velocity figures are counted by Redis over the user's last 24 hours, as
+    of the read (``now``) and for the payee of the request: a busy account costs
+    the gateway no more than a quiet one.
+    """
+
+    txn_count_1h: int = 0
+    txn_count_24h: int = 0
+    amount_sum_24h_fen: int = 0
+    new_payees_24h: int = 0  # distinct payees first paid within the 24 hours
+    payee_new_24h: bool = False  # this payee was a new one within the 24 hours
+    stepup_fail_1h: int = 0
+    stepup_fail_24h: int = 0
     amount: AmountStats = AmountStats()
     amount_updated: float = 0.0
     payee_first_seen: float | None = None
@@ -95,12 +98,15 @@ def _f(raw: bytes | None, default: float = 0.0) -> float:
     return float(raw) if raw is not None else default
 
 
-def _parse(now: float, replies: list) -> UserHistory:
-    txn, sfail, amt, payee_seen, dev_seen, hours, geo, sim = replies
-    recent = []
-    for member, score in txn:
-        _id, amount, payee, new = member.decode().split("|")
-        recent.append(RecentTxn(float(score), int(amount), payee, new == "1"))
+def _pairs(flat: list) -> dict[bytes, bytes]:
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _parse(raw: list) -> UserHistory:
+    """The read script's reply (Lua false is None) as a :class:`UserHistory`."""
+    velocity, amt, payee_seen, dev_seen, hours, geo, sim = raw
+    n1, n24, sum_fen, new_payees, payee_new, fail_1h, fail_24h = velocity
+    amt, hours, geo = _pairs(amt), _pairs(hours), _pairs(geo)
     hour_counts = [0.0] * 24
     for k, v in hours.items():
         if k != b"ts":
@@ -109,19 +115,20 @@ def _parse(now: float, replies: list) -> UserHistory:
     if b"lat" in geo and b"lon" in geo:
         last_geo = (float(geo[b"lat"]), float(geo[b"lon"]))
     return UserHistory(
-        recent=tuple(recent),
-        stepup_failures=tuple(float(s) for _m, s in sfail),
+        txn_count_1h=n1, txn_count_24h=n24, amount_sum_24h_fen=sum_fen,
+        new_payees_24h=new_payees, payee_new_24h=payee_new == 1,
+        stepup_fail_1h=fail_1h, stepup_fail_24h=fail_24h,
         amount=AmountStats(_f(amt.get(b"w")), _f(amt.get(b"mean")),
                            _f(amt.get(b"s")) / max(_f(amt.get(b"w")), 1e-9)),
         amount_updated=_f(amt.get(b"ts")),
-        payee_first_seen=float(payee_seen) if payee_seen is not None else None,
-        device_first_seen=float(dev_seen) if dev_seen is not None else None,
+        payee_first_seen=float(payee_seen) if payee_seen else None,
+        device_first_seen=float(dev_seen) if dev_seen else None,
         hours=tuple(hour_counts),
         hours_updated=_f(hours.get(b"ts")),
         last_ip=geo.get(b"ip", b"").decode(),
         last_geo=last_geo,
         last_seen=float(geo[b"ts"]) if b"ts" in geo else None,
-        sim_changed=float(sim) if sim is not None else None,
+        sim_changed=float(sim) if sim else None,
     )
 
 
@@ -187,40 +194,40 @@ return 1
 """
 
 
-# KEYS: txn sfail amt payees devices hours geo sim; ARGV: since payee_digest device_id
-# One script instead of eight pipelined commands: on the hot path the client-side
-# cost of packing and parsing each command is what counts.
+# KEYS: txn sfail amt payees devices hours geo sim
+# ARGV: day_ago payee_digest device_id hour_ago
+# One script instead of eight pipelined commands, and the velocity counted here: on
+# the hot path the client-side cost of each command and of each reply element is
+# what counts, and a busy account's day of transfers would otherwise cross the wire.
 _READ_LUA = """
+local payee = ARGV[2]
+local since = '(' .. ARGV[1]
+local txn = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf')
+local sum, new_payees, payee_new = 0, 0, 0
+local seen = {}
+local find, sub = string.find, string.sub
+for i = 1, #txn do
+  local m = txn[i]
+  local a = find(m, '|', 1, true)
+  local b = find(m, '|', a + 1, true)
+  sum = sum + tonumber(sub(m, a + 1, b - 1))
+  if string.byte(m, -1) == 49 then  -- member ends in '|1': the payee was new then
+    local p = sub(m, b + 1, -3)
+    if not seen[p] then seen[p] = true; new_payees = new_payees + 1 end
+    if p == payee then payee_new = 1 end
+  end
+end
 return {
-  redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES'),
-  redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES'),
+  {redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf'), #txn, sum, new_payees, payee_new,
+   redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[4], '+inf'), redis.call('ZCOUNT', KEYS[2], since, '+inf')},
   redis.call('HGETALL', KEYS[3]),
-  redis.call('HGET', KEYS[4], ARGV[2]),
+  redis.call('HGET', KEYS[4], payee),
   redis.call('HGET', KEYS[5], ARGV[3]),
   redis.call('HGETALL', KEYS[6]),
   redis.call('HGETALL', KEYS[7]),
   redis.call('GET', KEYS[8]),
 }
 """
-
-
-def _pairs(flat: list) -> list[tuple[bytes, bytes]]:
-    return list(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def _from_script(raw: list) -> list:
-    """The read script's reply in the shapes ``_parse`` takes (Lua false is None)."""
-    txn, sfail, amt, payee_seen, dev_seen, hours, geo, sim = raw
-    return [
-        [(m, float(sc)) for m, sc in _pairs(txn)],
-        [(m, float(sc)) for m, sc in _pairs(sfail)],
-        dict(_pairs(amt)),
-        payee_seen or None,
-        dev_seen or None,
-        dict(_pairs(hours)),
-        dict(_pairs(geo)),
-        sim or None,
-    ]
 
 
 class HistoryStore:
@@ -236,7 +243,8 @@ class HistoryStore:
     def _read_call(user_id: str, payee: str, device_id: str, now: float) -> tuple[list, list]:
         k = history_keys(user_id)
         keys = [k["txn"], k["sfail"], k["amt"], k["payees"], k["devices"], k["hours"], k["geo"], k["sim"]]
-        return keys, [repr(now - VELOCITY_WINDOW), payee_digest(payee) if payee else "", device_id]
+        return keys, [repr(now - VELOCITY_WINDOW), payee_digest(payee) if payee else "", device_id,
+                      repr(now - VELOCITY_HOUR)]
 
     async def read(self, user_id: str, *, payee: str, device_id: str, now: float) -> UserHistory:
         """Everything the features need, in one round trip (one script)."""
@@ -245,7 +253,7 @@ class HistoryStore:
             raw = await self._read(keys=keys, args=args)
         except RedisError as exc:
             raise RiskStateUnavailable(f"reading risk history failed: {exc}") from exc
-        return _parse(now, _from_script(raw))
+        return _parse(raw)
 
     def queue_read(self, pipe: Any, user_id: str, *, payee: str, device_id: str, now: float) -> None:
         """Queue :meth:`read` on a pipeline the caller sends anyway (saves a round trip);
@@ -262,7 +270,7 @@ class HistoryStore:
             return await self.read(user_id, payee=payee, device_id=device_id, now=now)
         if isinstance(reply, Exception):
             raise RiskStateUnavailable(f"reading risk history failed: {reply}") from reply
-        return _parse(now, _from_script(reply))
+        return _parse(reply)
 
     async def record(self, *, user_id: str, decision_id: str, now: float, amount_fen: int,
                      payee: str, device_id: str, ip: str, geo: tuple[float, float] | None,

@@ -83,3 +83,28 @@ async def test_history_keys_share_the_user_hash_tag(redis):
     await store.record_sim_change("alice", NOW)
     keys = [k.decode() for k in await redis.keys("*")]
     assert keys and all(k.startswith("{u:alice}:risk:") for k in keys)
+
+
+async def test_velocity_windows_are_counted_as_of_the_request(redis):
+    """Redis counts the velocity: the last hour and day end at the request, a payee
+    first paid twice counts once, and a burst of refused attempts counts in full."""
+    store = HistoryStore(redis)
+    mule = facts(amount_fen=30_000, payee="6222000099990000")
+    await _record(store, facts(amount_fen=10_000), NOW - 25 * 3600, "old")  # out of the day
+    await _record(store, mule, NOW - 23 * 3600, "m1", completed=False)
+    await _record(store, mule, NOW - 61 * 60, "m2", completed=False)
+    await _record(store, facts(amount_fen=5_000), NOW - 59 * 60, "recent")
+    await store.record_stepup_failure("alice", "f-old", NOW - 2 * 3600)
+    await store.record_stepup_failure("alice", "f-new", NOW - 30 * 60)
+    x = await _features(store, facts(payee="6222000055556666"), NOW)
+    assert x["txn_count_1h"] == 1.0 and x["txn_count_24h"] == 3.0
+    assert x["amount_sum_24h_cny"] == 650.0
+    assert x["new_payees_24h"] == 1.0  # the mule, once; the other payee was known by then
+    assert x["stepup_fail_1h"] == 1.0 and x["stepup_fail_24h"] == 2.0
+    # the mule was never paid (both attempts refused): it is still new, and added in 24h
+    y = await _features(store, mule, NOW)
+    assert y["payee_new"] is True and y["payee_added_24h"] is True
+    # a day later everything has left the windows
+    z = await _features(store, facts(), NOW + 86400)
+    assert z["txn_count_24h"] == 0.0 and z["amount_sum_24h_cny"] == 0.0
+    assert z["new_payees_24h"] == 0.0 and z["stepup_fail_24h"] == 0.0
