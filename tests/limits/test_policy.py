@@ -158,3 +158,22 @@ def test_the_natural_day_is_the_banks_day_not_utc():
     assert before.day_ends_at == at(2026, 11, 23, 0, 0, 0)
     new_year = periods_at(at(2027, 1, 1, 0, 0, 0), SHANGHAI)
     assert (periods_at(at(2026, 12, 31, 23, 59), SHANGHAI).year, new_year.year) == ("2026", "2027")
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "America/Havana"])
+def test_the_day_is_right_whichever_order_instants_are_asked_in(zone):
+    # Havana's clocks skip midnight in spring; New York's skip 02:00. Every answer must
+    # match the calendar however the instants are ordered (the last day asked is kept).
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    start = datetime(2026, 3, 7, tzinfo=tz).timestamp()
+    instants = [start + 1800 * i for i in range(7 * 48)]
+    for now in [*instants, *reversed(instants), *instants[::7], *instants[::-5]]:
+        p = periods_at(now, tz)
+        local = datetime.fromtimestamp(now, tz)
+        assert p.day == local.strftime("%Y-%m-%d") and p.year == str(local.year)
+        assert now < p.day_ends_at
+        assert datetime.fromtimestamp(p.day_ends_at, tz).date() > local.date()
+        assert datetime.fromtimestamp(p.day_ends_at - 1, tz).date() == local.date()
