@@ -76,7 +76,7 @@ log = logging.getLogger("riskgate")
 
 async def build_services(config: Config) -> Services:
     """Connect to (or start) Redis and build every long-lived part."""
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     redis = runtime.client
     limits_config = config.limits.load()
     kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)

@@ -85,7 +85,7 @@ async def _rotate(args: argparse.Namespace) -> int:
     from gateway.signing_keys import SigningKeyStore
 
     config = _config(args)
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         sealer = await sealer_for(runtime.client, load_kek(config.assertion.kek, config.assertion.kek_file,
                                                            config.data_path))
@@ -113,7 +113,7 @@ async def _rotate_enc(args: argparse.Namespace) -> int:
     from gateway.sealing import load_kek
 
     config = _config(args)
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         sealer = await sealer_for(runtime.client, load_kek(config.assertion.kek, config.assertion.kek_file,
                                                            config.data_path))
@@ -137,7 +137,7 @@ async def _rotate_kek(args: argparse.Namespace, new_kek: bytes | None) -> int:
     from gateway.sealing import kek_id_of, load_kek
 
     config = _config(args)
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         kek = load_kek(config.assertion.kek, config.assertion.kek_file, config.data_path)
         if new_kek is None:
@@ -178,7 +178,7 @@ async def _add_user(args: argparse.Namespace, password: str) -> int:
     from gateway.users import UserStore
 
     config = _config(args)
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         users = UserStore(runtime.client, max_failures=config.login.max_failures,
                           lockout_seconds=config.login.lockout_seconds)

@@ -17,7 +17,7 @@ async def _create(args: argparse.Namespace, config: Config) -> int:
     from gateway.redis_store import RedisRuntime
 
     base = (args.base_url or (config.stepup.origin_list or ("http://localhost:8080",))[0]).rstrip("/")
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         token = await create_with_link(AnalystStore(runtime.client), args.name, Role(args.role),
                                        now=time.time(), ttl=args.ttl)

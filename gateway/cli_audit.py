@@ -18,7 +18,7 @@ async def _verify(args: argparse.Namespace, config: Config) -> int:
     from gateway.redis_store import RedisRuntime
     from risk_engine import verify_decisions
 
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         result = await AuditTrail(runtime.client).verify()
         decisions = await verify_decisions(runtime.client)

@@ -38,7 +38,7 @@ async def _learner(args: argparse.Namespace, config: Config) -> int:
     from gateway.redis_store import RedisRuntime
     from risk_engine import Learner
 
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,7 +56,9 @@ async def _learner(args: argparse.Namespace, config: Config) -> int:
             print(f"learned {learner.labels_learned} labels; published "
                   f"{', '.join(s.label for s in published)}")
             return 0
-        await learner.run(stop, time.time, publish_interval=args.publish_interval)
+        # a blocking read waits at most half the Redis deadline, so the deadline never cuts it
+        await learner.run(stop, time.time, publish_interval=args.publish_interval,
+                          block_ms=int(min(1000.0, config.redis.timeout * 500)))
         return 0
     finally:
         await runtime.close()
@@ -71,7 +73,7 @@ async def _backtest(args: argparse.Namespace, config: Config) -> int:
     except (OSError, RuleSetInvalid) as exc:
         print(f"riskgate backtest: {args.rules}: {exc}")
         return 2
-    runtime = RedisRuntime.open(config.redis.url, config.data_path)
+    runtime = RedisRuntime.open(config.redis.url, config.data_path, timeout=config.redis.timeout)
     try:
         model = None
         if args.model is not None:

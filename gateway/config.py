@@ -89,8 +89,10 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     url: str = ""
+    timeout: float = 5.0
 
     def validate(self) -> None:
+        _require("redis.timeout", 0.05 <= self.timeout <= 60, "must be in [0.05, 60] seconds")
         _require("redis.url", self.url == "" or re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://",
                                                           self.url) is not None,
                  "must be empty (embedded Redis) or a redis://, rediss://, unix:// or "

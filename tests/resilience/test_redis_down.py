@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.gateway.conftest import PASSWORD
@@ -52,3 +54,31 @@ async def test_encrypted_transfer_while_redis_is_down_says_when_to_retry(private
         assert (refused.status, refused.error) == (503, "state_unavailable")
         assert stack.upstream.statuses == []
         assert "retry-after" in refused.headers
+
+
+async def test_a_redis_that_stops_answering_fails_money_closed_within_the_deadline(
+        private_redis, tmp_path):
+    """SIGSTOP: the socket stays open and nothing answers. Each call gives up after
+    redis.timeout, the request is refused with 503, and the gateway carries on when
+    the server does."""
+    async with running_stack(private_redis.url, tmp_path, redis={"timeout": 0.5}) as stack:
+        phone = await stack.phone(encrypt=False)
+        before = stack.transfers()
+        private_redis.pause()
+        try:
+            started = time.monotonic()
+            refused = await phone.transfer(ALICE_MAIN, BOB, "100.00", idempotency_key="while-stalled")
+            took = time.monotonic() - started
+            assert (refused.status, refused.error) == (503, "state_unavailable")
+            assert "retry-after" in refused.headers
+            assert took < 5.0, took  # one deadline (0.5 s), not redis-py's 5 s per read
+            read = await phone.balance(ALICE_MAIN)
+            assert (read.status, read.error) == (503, "state_unavailable")
+            assert stack.transfers() == before and stack.upstream.statuses == []
+        finally:
+            private_redis.resume()
+        ok = await phone.transfer(ALICE_MAIN, BOB, "100.00", idempotency_key="after-resume")
+        assert ok.status == 201, ok.body
+        assert stack.transfers() == before + 1
+        limits = await phone.call("GET", "/auth/limits")
+        assert limits.json()["spent"]["today"] == "100.00"  # the refused one left no spend

@@ -1,0 +1,78 @@
+"""A Redis client that bounds each command, or each pipeline, by one deadline.
+
+redis-py's ``socket_timeout`` arms a timer for every socket write (a task of its
+own, through ``asyncio.wait_for``) and one for every reply read: about thirteen
+for the one pipelined round trip a signed request makes before forwarding. On
+the request path that was a tenth of the gateway's CPU per transfer
+(``bench/ab_gateways.py``). This client turns the per-socket timeout off and
+arms one timer per command or per pipeline instead. A Redis that stops
+answering still fails the call: after ``deadline`` seconds the call raises
+redis-py's :class:`~redis.exceptions.TimeoutError` (a ``RedisError``, which the
+edge answers with 503 ``state_unavailable``), and redis-py drops the connection
+it was reading from, so the next call starts on a clean one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["DEFAULT_DEADLINE", "DeadlineRedis", "open_deadline_client"]
+
+DEFAULT_DEADLINE = 5.0  # seconds; redis-py's own default socket timeout
+
+
+def _late(deadline: float) -> RedisTimeoutError:
+    return RedisTimeoutError(f"Redis did not answer within {deadline:g} s")
+
+
+class DeadlinePipeline(Pipeline):
+    deadline: float = DEFAULT_DEADLINE
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await super().execute(raise_on_error)
+        except TimeoutError as exc:
+            raise _late(self.deadline) from exc
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        # WATCH and the reads between WATCH and MULTI
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await super().immediate_execute_command(*args, **options)
+        except TimeoutError as exc:
+            raise _late(self.deadline) from exc
+
+
+class DeadlineRedis(aioredis.Redis):
+    deadline: float = DEFAULT_DEADLINE
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await super().execute_command(*args, **options)
+        except TimeoutError as exc:
+            raise _late(self.deadline) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> DeadlinePipeline:
+        pipe = DeadlinePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.deadline = self.deadline
+        return pipe
+
+
+def open_deadline_client(*, url: str = "", unix_socket_path: str = "",
+                         deadline: float = DEFAULT_DEADLINE) -> DeadlineRedis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) or a unix socket.
+    A ``socket_timeout`` in the URL's query still applies, on top of the deadline."""
+    options: dict[str, Any] = {"socket_timeout": None, "socket_connect_timeout": deadline}
+    if url:
+        client = DeadlineRedis.from_url(url, **options)
+    else:
+        client = DeadlineRedis(unix_socket_path=unix_socket_path, **options)
+    client.deadline = deadline
+    return client
