@@ -44,8 +44,7 @@ from limits import (
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
 from risk_engine.history import UserHistory
 
-__all__ = ["Decision", "MoneyRows", "decide", "finish", "parse_money_rows", "queue_money_rows",
-           "queue_user_rows"]
+__all__ = ["Decision", "MoneyRows", "decide", "finish", "held_tools", "money_rows", "queue_user_rows"]
 
 log = logging.getLogger("riskgate.decision")
 
@@ -73,7 +72,7 @@ _BEST_AMR: dict[str, tuple[str, ...]] = {
 }
 
 
-def _held_tools(svc: Services) -> list[str]:
+def held_tools(svc: Services) -> list[str]:
     return [*svc.stepup_tools, PHONE_TOOL]
 
 
@@ -108,7 +107,7 @@ def queue_money_rows(svc: Services, pipe, user: str, now: float) -> None:  # noq
     enrolled tools; :func:`parse_money_rows` reads their replies."""
     svc.user_limits.queue_get(pipe, user)
     svc.reservations.queue_spent(pipe, user, now=now)
-    svc.credentials.queue_tools_of(pipe, user, _held_tools(svc))
+    svc.credentials.queue_tools_of(pipe, user, held_tools(svc))
 
 
 def parse_money_rows(svc: Services, replies: list[object]) -> MoneyRows:
@@ -117,10 +116,10 @@ def parse_money_rows(svc: Services, replies: list[object]) -> MoneyRows:
             raise LimitsUnavailable(f"limit counters unavailable: {reply}") from reply
     raw_settings, raw_spent, *counts = replies
     return (svc.user_limits.parse(raw_settings), svc.reservations.parse_spent(raw_spent),  # type: ignore[arg-type]
-            svc.credentials.parse_tools_of(_held_tools(svc), counts))
+            svc.credentials.parse_tools_of(held_tools(svc), counts))
 
 
-async def _money_rows(svc: Services, user: str, now: float) -> MoneyRows:
+async def money_rows(svc: Services, user: str, now: float) -> MoneyRows:
     """The user's own limits, today's spend and enrolled tools, in one round trip."""
     try:
         async with svc.redis.pipeline(transaction=False) as pipe:
@@ -191,7 +190,7 @@ async def decide(svc: Services, *, matched: MatchedRoute, txn: Transaction | Non
     if moves_money:
         # a device bound just now may change what the user holds: read afresh then
         fresh = money_rows is None or pending
-        settings, spent, tool_counts = await _money_rows(svc, user, now) if fresh else money_rows
+        settings, spent, tool_counts = await money_rows(svc, user, now) if fresh else money_rows
     try:
         if moves_money:
             cap = svc.config.risk.high_risk_cap_fen

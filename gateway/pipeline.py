@@ -13,13 +13,12 @@ import secrets
 import time
 from collections.abc import Callable
 
-from redis.exceptions import NoScriptError
-
-from device_fingerprint.registry import Device, device_key, user_of_device, user_tag
+from device_fingerprint.registry import Device, user_of_device
 from gateway.assertion import AssertionClaims
-from gateway.decision import decide, finish, parse_money_rows, queue_money_rows, queue_user_rows
+from gateway.decision import decide, finish
 from gateway.device_check import SignedRequest
 from gateway.errors import GatewayError, NotFound, Unauthorized, UpstreamUnavailable
+from gateway.first_read import FirstReader
 from gateway.proxy import HOP_BY_HOP, STRIPPED_REQUEST, UpstreamResponse
 from gateway.services import Services
 from gateway.switches import MOBILE
@@ -38,23 +37,11 @@ def _bearer(headers: dict[bytes, bytes]) -> str:
     return token.strip()
 
 
-# KEYS: device hash, session hash, account directory, user hash
-_READ_LUA = """
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
-        redis.call('HGETALL', KEYS[3]), redis.call('HGET', KEYS[4], 'created')}
-"""
-
-
-def _hash(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[0::2], flat[1::2], strict=True))
-
-
 class ProxyPipeline:
     def __init__(self, services: Callable[[], Services], clock: Callable[[], float] = time.time) -> None:
         self._services = services
         self._clock = clock
-        self._read_script = None
-        self._read_client = None
+        self._first_read = FirstReader()
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
         svc = self._services()
@@ -74,68 +61,33 @@ class ProxyPipeline:
         ops.check_action(matched.route.action.value, now)
         txn = matched.route.transaction(body)
 
-        # 2-3: device, session, the nonce claim and the risk history, in one round trip.
-        # Everything read here is read before the signature is checked, and the only
-        # write is the nonce claim: a request that fails the check burns its own nonce,
-        # nothing else. The session's idle timer moves only once the request verified.
+        # 2-3: device, session, the nonce claim, the risk history and for a money movement
+        # the limits, spend and tools, in one round trip (gateway.first_read). Everything is
+        # read before the signature is checked, and the only write is the nonce claim: a
+        # request that fails the check burns its own nonce, nothing else. The session's
+        # idle timer moves only once the request verified.
         req = SignedRequest(method, path, query, body, headers)
         token = _bearer(headers)
         session_key = svc.sessions.key_for(token)
-        user = user_of_device(req.device_id)
-        payee = txn.payee if txn is not None else ""
-        history_store = svc.risk.history
-        same_user = session_key.startswith(user_tag(user) + ":")
-        async with svc.redis.pipeline(transaction=False) as pipe:
-            if same_user:
-                # one script for the rows: on the hot path the client-side cost per Redis
-                # command is what counts; all four keys share the user's slot
-                pipe.execute_command("EVALSHA", self._read(svc).sha, 4, device_key(req.device_id),
-                                     session_key, svc.accounts.key(user), f"{user_tag(user)}:user")
-            else:  # a session of another user: refused below, read it the plain way
-                pipe.hgetall(device_key(req.device_id))
-                pipe.hgetall(session_key)
-                queue_user_rows(svc, pipe, user)
-            n_rows = len(pipe)
-            pipe.set(svc.device_check.nonce_key(req), b"1", nx=True, ex=svc.device_check.nonce_ttl)
-            history_store.queue_read(pipe, user, payee=payee, device_id=req.device_id, now=now)
-            moves_money = txn is not None and matched.route.action.moves_money
-            if moves_money:  # the limits, spend and tools the decision will need
-                queue_money_rows(svc, pipe, user, now)
-            replies = await pipe.execute(raise_on_error=False)
-        rows, (claimed, history_reply), money_replies = replies[:n_rows], replies[n_rows:n_rows + 2], \
-            replies[n_rows + 2:]
-        if same_user:
-            raw = rows[0]
-            if isinstance(raw, NoScriptError):  # a server that has not seen the script yet
-                raw = await self._read(svc)(keys=[device_key(req.device_id), session_key,
-                                                  svc.accounts.key(user), f"{user_tag(user)}:user"])
-            elif isinstance(raw, Exception):
-                raise raw
-            raw_device, raw_session = _hash(raw[0]), _hash(raw[1])
-            user_rows = [_hash(raw[2]), raw[3] or None]
-        else:
-            for reply in rows:
-                if isinstance(reply, Exception):
-                    raise reply
-            raw_device, raw_session, *user_rows = rows
-        if isinstance(claimed, Exception):
-            raise claimed
-        device = Device.from_hash(req.device_id, raw_device)
+        moves_money = txn is not None and matched.route.action.moves_money
+        first = await self._first_read(
+            svc, device_id=req.device_id, user=user_of_device(req.device_id), session_key=session_key,
+            nonce_key=svc.device_check.nonce_key(req), payee=txn.payee if txn is not None else "",
+            moves_money=moves_money, now=now)
+        device = Device.from_hash(req.device_id, first.device)
         svc.device_check.verify(device, req, now)
-        svc.device_check.nonce_claimed(claimed)
+        svc.device_check.nonce_claimed(first.claimed)
         ops.check_device(device, now)  # the mobile.<os> channel
-        session = svc.sessions.parse(session_key, raw_session, device_id=device.device_id, now=now)
+        session = svc.sessions.parse(session_key, first.session, device_id=device.device_id, now=now)
         svc.decision_writer.touch(session_key, svc.sessions.idle_ttl(session, now))
-        history = await history_store.parse_read(history_reply, session.user_id, payee=payee,
-                                                 device_id=device.device_id, now=now)
 
         # 5-7: risk, required tier, step-up gate, spend reservation.
         decision_id = secrets.token_hex(12)
         client = scope.get("client")
         d = await decide(svc, matched=matched, txn=txn, session=session, device=device,
                          headers=headers, client_ip=client[0] if client else "", now=now,
-                         decision_id=decision_id, user_rows=tuple(user_rows), history=history,
-                         money_rows=parse_money_rows(svc, money_replies) if moves_money else None)
+                         decision_id=decision_id, user_rows=first.user_rows, history=first.history,
+                         money_rows=first.money_rows)
         assert d.reached is not None
         token_str, claims = await svc.signer.sign(AssertionClaims(
             sub=session.user_id, sid=session.sid, device_id=device.device_id,
@@ -168,11 +120,6 @@ class ProxyPipeline:
         resp_headers.append((b"x-riskgate-decision", decision_id.encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": resp_headers})
         await send({"type": "http.response.body", "body": resp.body})
-
-    def _read(self, svc: Services):  # noqa: ANN202 - redis AsyncScript
-        if self._read_script is None or self._read_client is not svc.redis:
-            self._read_script, self._read_client = svc.redis.register_script(_READ_LUA), svc.redis
-        return self._read_script
 
     async def _upstream(self, svc: Services, scope, headers: dict[bytes, bytes],  # noqa: ANN001
                         body: bytes, assertion: str):  # noqa: ANN202 - proxy.UpstreamResponse

@@ -130,12 +130,15 @@ class ReservationStore:
         """Queue the read of :meth:`spent` on a pipeline; :meth:`parse_spent` reads its reply."""
         self._mget_spent(pipe, user_id, now)
 
-    def _mget_spent(self, client: Any, user_id: str, now: float) -> Any:
+    def spent_keys(self, user_id: str, now: float) -> list[str]:
+        """The counters :meth:`parse_spent` reads, in order: today, this year, today to others."""
         keys = UserKeys(user_id)
         periods = periods_at(now, self._config.tz)
+        return [keys.day(periods.day), keys.year(periods.year), keys.day_to_others(periods.day)]
+
+    def _mget_spent(self, client: Any, user_id: str, now: float) -> Any:
         # MGET by name: redis-py blocks pipe.mget() in cluster pipelines; the three keys share a slot.
-        return client.execute_command("MGET", keys.day(periods.day), keys.year(periods.year),
-                                      keys.day_to_others(periods.day))
+        return client.execute_command("MGET", *self.spent_keys(user_id, now))
 
     @staticmethod
     def parse_spent(values: Sequence[Any]) -> Spent:

@@ -48,7 +48,7 @@ class RiskEngine:
     async def assess(self, facts: RequestFacts, now: float, *, history: UserHistory | None = None
                      ) -> tuple[dict[str, float | str | bool], RiskAssessment]:
         """Features and assessment for one request (one history round trip, none when
-        the caller read ``history`` already with ``HistoryStore.queue_read``)."""
+        the caller read ``history`` already, e.g. in its own script with ``read_history``)."""
         if history is None:
             history = await self.history.read(facts.user_id, payee=facts.payee,
                                               device_id=facts.device_id, now=now)

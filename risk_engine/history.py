@@ -21,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from limits.batching import ScriptBatcher
 from risk_engine.errors import RiskStateUnavailable
 
-__all__ = ["AmountStats", "HistoryStore", "UserHistory", "history_keys", "payee_digest"]
+__all__ = ["HISTORY_READ_LUA_FUNCTION", "AmountStats", "HistoryStore", "UserHistory", "history_keys",
+           "parse_history", "payee_digest"]
 
 DAY = 86400.0
 AMOUNT_DECAY_SECONDS = 90 * DAY  # e-folding time of the amount habit
@@ -102,8 +102,8 @@ def _pairs(flat: list) -> dict[bytes, bytes]:
     return dict(zip(flat[0::2], flat[1::2], strict=True))
 
 
-def _parse(raw: list) -> UserHistory:
-    """The read script's reply (Lua false is None) as a :class:`UserHistory`."""
+def parse_history(raw: list) -> UserHistory:
+    """``read_history``'s reply (Lua false is None) as a :class:`UserHistory`."""
     velocity, amt, payee_seen, dev_seen, hours, geo, sim = raw
     n1, n24, sum_fen, new_payees, payee_new, fail_1h, fail_24h = velocity
     amt, hours, geo = _pairs(amt), _pairs(hours), _pairs(geo)
@@ -194,40 +194,44 @@ return 1
 """
 
 
-# KEYS: txn sfail amt payees devices hours geo sim
-# ARGV: day_ago payee_digest device_id hour_ago
-# One script instead of eight pipelined commands, and the velocity counted here: on
-# the hot path the client-side cost of each command and of each reply element is
-# what counts, and a busy account's day of transfers would otherwise cross the wire.
-_READ_LUA = """
-local payee = ARGV[2]
-local since = '(' .. ARGV[1]
-local txn = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf')
-local sum, new_payees, payee_new = 0, 0, 0
-local seen = {}
-local find, sub = string.find, string.sub
-for i = 1, #txn do
-  local m = txn[i]
-  local a = find(m, '|', 1, true)
-  local b = find(m, '|', a + 1, true)
-  sum = sum + tonumber(sub(m, a + 1, b - 1))
-  if string.byte(m, -1) == 49 then  -- member ends in '|1': the payee was new then
-    local p = sub(m, b + 1, -3)
-    if not seen[p] then seen[p] = true; new_payees = new_payees + 1 end
-    if p == payee then payee_new = 1 end
+# A Lua function a script embeds to read the history (this module's read script, and
+# the gateway's first round trip, which reads everything a request needs in one script).
+# K: txn sfail amt payees devices hours geo sim; A: day_ago payee_digest device_id hour_ago.
+# The velocity is counted here: on the hot path the client-side cost of each reply
+# element is what counts, and a busy account's day of transfers would otherwise cross
+# the wire.
+HISTORY_READ_LUA_FUNCTION = """
+local function read_history(K, A)
+  local payee = A[2]
+  local since = '(' .. A[1]
+  local txn = redis.call('ZRANGEBYSCORE', K[1], since, '+inf')
+  local sum, new_payees, payee_new = 0, 0, 0
+  local seen = {}
+  local find, sub = string.find, string.sub
+  for i = 1, #txn do
+    local m = txn[i]
+    local a = find(m, '|', 1, true)
+    local b = find(m, '|', a + 1, true)
+    sum = sum + tonumber(sub(m, a + 1, b - 1))
+    if string.byte(m, -1) == 49 then  -- member ends in '|1': the payee was new then
+      local p = sub(m, b + 1, -3)
+      if not seen[p] then seen[p] = true; new_payees = new_payees + 1 end
+      if p == payee then payee_new = 1 end
+    end
   end
+  return {
+    {redis.call('ZCOUNT', K[1], '(' .. A[4], '+inf'), #txn, sum, new_payees, payee_new,
+     redis.call('ZCOUNT', K[2], '(' .. A[4], '+inf'), redis.call('ZCOUNT', K[2], since, '+inf')},
+    redis.call('HGETALL', K[3]),
+    redis.call('HGET', K[4], payee),
+    redis.call('HGET', K[5], A[3]),
+    redis.call('HGETALL', K[6]),
+    redis.call('HGETALL', K[7]),
+    redis.call('GET', K[8]),
+  }
 end
-return {
-  {redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf'), #txn, sum, new_payees, payee_new,
-   redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[4], '+inf'), redis.call('ZCOUNT', KEYS[2], since, '+inf')},
-  redis.call('HGETALL', KEYS[3]),
-  redis.call('HGET', KEYS[4], payee),
-  redis.call('HGET', KEYS[5], ARGV[3]),
-  redis.call('HGETALL', KEYS[6]),
-  redis.call('HGETALL', KEYS[7]),
-  redis.call('GET', KEYS[8]),
-}
 """
+_READ_LUA = HISTORY_READ_LUA_FUNCTION + "return read_history(KEYS, ARGV)\n"
 
 
 class HistoryStore:
@@ -240,7 +244,8 @@ class HistoryStore:
         self._batch = ScriptBatcher(redis)  # concurrent requests' updates share a round trip
 
     @staticmethod
-    def _read_call(user_id: str, payee: str, device_id: str, now: float) -> tuple[list, list]:
+    def read_call(user_id: str, payee: str, device_id: str, now: float) -> tuple[list, list]:
+        """The keys and arguments of ``read_history`` (:data:`HISTORY_READ_LUA_FUNCTION`)."""
         k = history_keys(user_id)
         keys = [k["txn"], k["sfail"], k["amt"], k["payees"], k["devices"], k["hours"], k["geo"], k["sim"]]
         return keys, [repr(now - VELOCITY_WINDOW), payee_digest(payee) if payee else "", device_id,
@@ -248,29 +253,12 @@ class HistoryStore:
 
     async def read(self, user_id: str, *, payee: str, device_id: str, now: float) -> UserHistory:
         """Everything the features need, in one round trip (one script)."""
-        keys, args = self._read_call(user_id, payee, device_id, now)
+        keys, args = self.read_call(user_id, payee, device_id, now)
         try:
             raw = await self._read(keys=keys, args=args)
         except RedisError as exc:
             raise RiskStateUnavailable(f"reading risk history failed: {exc}") from exc
-        return _parse(raw)
-
-    def queue_read(self, pipe: Any, user_id: str, *, payee: str, device_id: str, now: float) -> None:
-        """Queue :meth:`read` on a pipeline the caller sends anyway (saves a round trip);
-        hand its reply to :meth:`parse_read`. The pipeline must run with
-        ``raise_on_error=False``: on a server that has not seen the script yet the
-        reply is a ``NoScriptError``, and ``parse_read`` then reads the plain way."""
-        keys, args = self._read_call(user_id, payee, device_id, now)
-        # EVALSHA by name: redis-py blocks pipe.evalsha() in cluster pipelines; the keys share a slot.
-        pipe.execute_command("EVALSHA", self._read.sha, len(keys), *keys, *args)
-
-    async def parse_read(self, reply: Any, user_id: str, *, payee: str, device_id: str,
-                         now: float) -> UserHistory:
-        if isinstance(reply, NoScriptError):
-            return await self.read(user_id, payee=payee, device_id=device_id, now=now)
-        if isinstance(reply, Exception):
-            raise RiskStateUnavailable(f"reading risk history failed: {reply}") from reply
-        return _parse(reply)
+        return parse_history(raw)
 
     async def record(self, *, user_id: str, decision_id: str, now: float, amount_fen: int,
                      payee: str, device_id: str, ip: str, geo: tuple[float, float] | None,
