@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -134,3 +135,28 @@ async def test_registration_needs_proof_of_possession(gateway):
     resp = await phone.send((method, url, headers, raw))
     assert (resp.status, resp.error) == (401, "device_signature_invalid")
     assert await gateway.services.devices.list("bob") == []
+
+
+async def test_a_forged_transfer_changes_nothing_but_its_own_nonce(gateway):
+    """The first round trip reads everything before the signature is checked; the
+    only thing a forged request may leave behind is the nonce it burnt."""
+    phone = await gateway.enrolled()
+    redis = gateway.services.redis
+    await _settled(gateway)
+    before = {k: await redis.dump(k) for k in await redis.keys("{u:alice}:*")}
+    real_key = phone.device_key
+    phone.device_key = ec.generate_private_key(ec.SECP256R1())
+    resp = await phone.transfer("6222020000000001", "6222020000000003", "10.00")
+    phone.device_key = real_key
+    assert (resp.status, resp.error) == (401, "device_signature_invalid")
+    await _settled(gateway)
+    after = {k: await redis.dump(k) for k in await redis.keys("{u:alice}:*")}
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert [k.decode().split(":")[2] for k in changed] == ["nonce"], changed
+
+
+async def _settled(gateway) -> None:  # noqa: ANN001
+    """Until the after-response writes (decision record, history, idle timer) are done."""
+    await asyncio.sleep(0.05)
+    while gateway.services.background:
+        await asyncio.gather(*list(gateway.services.background), return_exceptions=True)
