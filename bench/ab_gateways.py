@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
 import secrets
 import statistics
 import subprocess
@@ -57,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
 
-    from banking_upstream import Ledger, seed_customer, seed_demo
-
     with tempfile.TemporaryDirectory(prefix="riskgate-ab-") as tmp:
         tmpdir = Path(tmp)
         baseline = tmpdir / "baseline"
@@ -69,21 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             kek = secrets.token_bytes(32)
             ports = {name: free_port() for name in ("A", "B", "upstream")}
             urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            ledger_path = tmpdir / "ledger.sqlite3"
-            ledger = Ledger.open(str(ledger_path))
-            seed_demo(ledger)
-            for user, account in po._bench_customers():
-                seed_customer(ledger, user, [(account, "I", 10_000_000_00)], [("Bob", po.PAYEE)])
-            ledger.close()
-            base_env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
-            base_env.update({
-                "RISKGATE_REDIS_URL": f"unix://{server.socket_file}",
-                "RISKGATE_UPSTREAM_URL": urls["upstream"],
-                "RISKGATE_ASSERTION_KEK": base64.urlsafe_b64encode(kek).rstrip(b"=").decode(),
-                "RISKGATE_ASSERTION_LIFETIME": str(po.LIFETIME),
-                "RISKGATE_LOG_LEVEL": "warning",
-                "RISKGATE_ADMIN_TOKEN": po.ADMIN_TOKEN,
-            })
+            ledger_path = po.bench_ledger(tmpdir)
+            base_env = po.gateway_env(server.socket_file, urls["upstream"], kek)
             source = {"A": baseline, "B": ROOT}
 
             def env(build: str) -> dict[str, str]:
@@ -102,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 phone, payers = asyncio.run(po._setup(server.socket_file, urls["B"]))
                 print(f"A = {args.baseline}, B = working tree; {args.kind} rows, {args.connections} "
                       f"connections, {args.warmup:g} s warm-up + {args.duration:g} s each\n", flush=True)
-                n = int(1500 * (args.duration + args.warmup))
+                n = int((1500 if args.kind == "transfer" else 3000) * (args.duration + args.warmup)) + 2000
                 results: dict[str, list[LoadResult]] = {"A": [], "B": []}
                 for r in range(args.rounds):
                     order = [("A", gw_a), ("B", gw_b)]

