@@ -86,14 +86,21 @@ class GatewayCluster(RedisCluster):
         outage every gateway shares, not a reason to take them all out of service."""
         if kwargs:
             return bool(await super().ping(**kwargs))
-        if self._initialize:
-            await self.initialize()
-        for node in self.get_primaries():
+        # Two passes: a command that meets the master that went away makes redis-py close
+        # every connection of the client, and a PING running on a live master just then
+        # fails with it; the second pass runs on the topology read afresh.
+        for _ in range(2):
             try:
-                if await self.execute_command("PING", target_nodes=node):
-                    return True
-            except (RedisError, OSError):
+                if self._initialize:
+                    await self.initialize()
+            except RedisError:
                 continue
+            for node in self.get_primaries():
+                try:
+                    if await self.execute_command("PING", target_nodes=node):
+                        return True
+                except (RedisError, OSError):
+                    continue
         return False
 
     async def initialize(self, *args: Any, **kwargs: Any) -> GatewayCluster:
