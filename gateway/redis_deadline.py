@@ -20,6 +20,7 @@ transfer in the profile.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -34,8 +35,13 @@ __all__ = ["DEFAULT_DEADLINE", "DeadlineRedis", "open_deadline_client"]
 DEFAULT_DEADLINE = 5.0  # seconds; redis-py's own default socket timeout
 
 
-def _late(deadline: float) -> RedisTimeoutError:
-    return RedisTimeoutError(f"Redis did not answer within {deadline:g} s")
+async def _within(deadline: float, call: Awaitable[Any]) -> Any:
+    """``call``, or redis-py's TimeoutError (a RedisError) once ``deadline`` s have passed."""
+    try:
+        async with asyncio.timeout(deadline):
+            return await call
+    except TimeoutError as exc:
+        raise RedisTimeoutError(f"Redis did not answer within {deadline:g} s") from exc
 
 
 class _HiredisPacking:
@@ -82,30 +88,18 @@ class DeadlinePipeline(Pipeline):
     deadline: float = DEFAULT_DEADLINE
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            async with asyncio.timeout(self.deadline):
-                return await super().execute(raise_on_error)
-        except TimeoutError as exc:
-            raise _late(self.deadline) from exc
+        return await _within(self.deadline, super().execute(raise_on_error))
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         # WATCH and the reads between WATCH and MULTI
-        try:
-            async with asyncio.timeout(self.deadline):
-                return await super().immediate_execute_command(*args, **options)
-        except TimeoutError as exc:
-            raise _late(self.deadline) from exc
+        return await _within(self.deadline, super().immediate_execute_command(*args, **options))
 
 
 class DeadlineRedis(aioredis.Redis):
     deadline: float = DEFAULT_DEADLINE
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            async with asyncio.timeout(self.deadline):
-                return await super().execute_command(*args, **options)
-        except TimeoutError as exc:
-            raise _late(self.deadline) from exc
+        return await _within(self.deadline, super().execute_command(*args, **options))
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> DeadlinePipeline:
         pipe = DeadlinePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
