@@ -44,7 +44,8 @@ from limits import (
 from risk_engine import DecisionEvent, Outcome, RequestFacts, RiskAssessment, RiskLevel, risk_tier
 from risk_engine.history import UserHistory
 
-__all__ = ["Decision", "MoneyRows", "decide", "finish", "held_tools", "money_rows", "queue_user_rows"]
+__all__ = ["Decision", "MoneyRows", "decide", "finish", "held_tools", "money_rows", "parse_money_rows",
+           "queue_user_rows"]
 
 log = logging.getLogger("riskgate.decision")
 

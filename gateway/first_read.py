@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from device_fingerprint.registry import device_key, user_tag
-from gateway.decision import MoneyRows, held_tools, money_rows, queue_user_rows
+from gateway.decision import MoneyRows, held_tools, money_rows, parse_money_rows, queue_user_rows
 from gateway.services import Services
 from limits.keys import UserKeys
 from risk_engine.history import HISTORY_READ_LUA_FUNCTION, HistoryStore, UserHistory, parse_history
@@ -74,17 +74,15 @@ class FirstReader:
         history_keys, history_args = HistoryStore.read_call(user, payee, device_id, now)
         keys = [device_key(device_id), session_key, svc.accounts.key(user), f"{user_tag(user)}:user",
                 nonce_key, *history_keys]
-        tools = held_tools(svc)
-        if moves_money:
+        if moves_money:  # in the order parse_money_rows reads them
             keys += [UserKeys(user).settings(), *svc.reservations.spent_keys(user, now),
-                     *(svc.credentials.key(user, tool) for tool in tools)]
+                     *(svc.credentials.key(user, tool) for tool in held_tools(svc))]
         rows, claimed, history, money = await self._registered(svc)(
             keys=keys, args=[svc.device_check.nonce_ttl, *history_args])
         return FirstRead(
             device=_hash(rows[0]), session=_hash(rows[1]), user_rows=(_hash(rows[2]), rows[3] or None),
             claimed=claimed == 1, history=parse_history(history),
-            money_rows=(svc.user_limits.parse(_hash(money[0])), svc.reservations.parse_spent(money[1]),
-                        svc.credentials.parse_tools_of(tools, money[2:])) if moves_money else None)
+            money_rows=parse_money_rows(svc, [_hash(money[0]), *money[1:]]) if moves_money else None)
 
     def _registered(self, svc: Services):  # noqa: ANN202 - redis AsyncScript
         if self._script is None or self._client is not svc.redis:
